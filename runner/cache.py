@@ -1,0 +1,279 @@
+"""The cache: its layout, look-up, build locks, atomic publish and warm-path aliases.
+
+Layout (one root):
+
+    CACHEDIR.TAG            marks the tree as a cache for backup tools
+    envs/<key>              pointer (symlink, or a small file) to a published store dir
+    store/<key>-<random>/   an immutable environment, runner-env.json manifest inside
+    locks/<key>.lock        build lock (never deleted: that would break mutual exclusion)
+    scripts/<digest>        warm-path alias: selection digest -> store dir
+    interpreters/           cached interpreter probes
+    logs/                   installer output of builds
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import socket
+import stat
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from runner import fastpath
+from runner.errors import CacheError
+from runner.fsutil import atomic_write_text, fsync_dir
+
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by runner.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+SUBDIRS = ("envs", "store", "locks", "scripts", "interpreters", "logs")
+_NO_LOCKING = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
+if hasattr(errno, "ENOTSUP"):
+    _NO_LOCKING.add(errno.ENOTSUP)
+
+
+def _cache_error(path: Path, exc: OSError, doing: str) -> CacheError:
+    if exc.errno == errno.ENOSPC or exc.errno == getattr(errno, "EDQUOT", -1):
+        return CacheError(
+            f"no space left in the runner cache at {path} while {doing}",
+            hint="Free some space (`runner cache prune`), or point RUNNER_CACHE_DIR at a "
+            "filesystem with room.",
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return CacheError(
+            f"cannot write to the runner cache at {path} ({exc.strerror}) while {doing}",
+            hint="Make it writable, or choose another cache with RUNNER_CACHE_DIR=/some/dir.",
+        )
+    return CacheError(f"runner cache error at {path} while {doing}: {exc}")
+
+
+class Cache:
+    """One cache root and the operations on it. Paths are absolute."""
+
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root if root is not None else fastpath.default_cache_root())
+        self.envs = self.root / "envs"
+        self.store = self.root / "store"
+        self.locks = self.root / "locks"
+        self.scripts = self.root / "scripts"
+        self.interpreters = self.root / "interpreters"
+        self.logs = self.root / "logs"
+        self._lock_warning_given = False
+
+    # ------------------------------------------------------------------ setup
+
+    def ensure(self) -> None:
+        """Create the layout (mode 0700) and check that the root is safe to use."""
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _cache_error(self.root, exc, "creating the cache") from None
+        self.check_ownership()
+        try:
+            for name in SUBDIRS:
+                (self.root / name).mkdir(mode=0o755, exist_ok=True)
+            tag = self.root / "CACHEDIR.TAG"
+            if not tag.exists():
+                atomic_write_text(tag, CACHEDIR_TAG)
+        except OSError as exc:
+            raise _cache_error(self.root, exc, "creating the cache layout") from None
+
+    def check_ownership(self) -> None:
+        """Refuse a root that another user owns or that others can write (POSIX)."""
+        if os.name != "posix" or os.environ.get("RUNNER_ALLOW_SHARED_CACHE"):
+            return
+        try:
+            st = os.stat(self.root)
+        except OSError as exc:
+            raise _cache_error(self.root, exc, "checking the cache") from None
+        if st.st_uid != os.geteuid():
+            raise CacheError(
+                f"the runner cache {self.root} belongs to another user (uid {st.st_uid})",
+                hint="Another user's environments could run code as you. Choose your own "
+                "cache with RUNNER_CACHE_DIR, or set RUNNER_ALLOW_SHARED_CACHE=1 if the "
+                "sharing is intended.",
+            )
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise CacheError(
+                f"the runner cache {self.root} is writable by other users "
+                f"(mode {stat.S_IMODE(st.st_mode):o})",
+                hint=f"Run `chmod go-w {self.root}`, or set RUNNER_ALLOW_SHARED_CACHE=1 for a "
+                "deliberately shared cache.",
+            )
+
+    # ------------------------------------------------------------------ look-up
+
+    def pointer_target(self, key: str) -> Path | None:
+        """The store directory `envs/<key>` points to, without validating it."""
+        pointer = self.envs / key
+        try:
+            target = os.readlink(pointer)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                return None
+            try:  # a pointer file, where symlinks are not available
+                target = pointer.read_text(encoding="utf-8").strip()
+            except OSError:
+                return None
+        path = Path(target)
+        if not path.is_absolute():
+            path = self.envs / path
+        return Path(os.path.normpath(path))
+
+    def lookup(self, key: str) -> Path | None:
+        """The published, intact environment for `key`, or None."""
+        env_dir = self.pointer_target(key)
+        if env_dir is None or not env_dir.parent == self.store:
+            return None
+        if not is_intact(env_dir):
+            return None
+        return env_dir
+
+    # ------------------------------------------------------------------ building
+
+    def new_build_dir(self, key: str) -> Path:
+        """A fresh private directory at its final location, never reused."""
+        while True:
+            path = self.store / f"{key}-{secrets.token_hex(6)}"
+            try:
+                path.mkdir(mode=0o755)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise _cache_error(self.store, exc, "creating a build directory") from None
+            return path
+
+    @contextlib.contextmanager
+    def build_lock(
+        self,
+        key: str,
+        *,
+        label: str,
+        on_wait: Callable[[str], None],
+        on_unlockable: Callable[[str], None],
+    ) -> Iterator[None]:
+        """Hold the key's build lock; say who holds it if we have to wait.
+
+        Correctness never depends on this lock: where the filesystem cannot lock, two
+        builders may both build and one pointer swap wins.
+        """
+        import filelock
+
+        path = self.locks / f"{key}.lock"
+        owner = self.locks / f"{key}.owner"
+        if os.environ.get("RUNNER_LOCK") == "soft":
+            lock: filelock.BaseFileLock = filelock.SoftFileLock(str(path))
+        else:
+            lock = filelock.FileLock(str(path))
+        try:
+            try:
+                lock.acquire(timeout=1.0)
+            except filelock.Timeout:
+                on_wait(self._owner_text(owner))
+                lock.acquire()
+        except OSError as exc:
+            if exc.errno in _NO_LOCKING:
+                on_unlockable(f"the cache filesystem cannot lock {path} ({exc}); building without the lock")
+                yield
+                return
+            raise _cache_error(self.locks, exc, "taking the build lock") from None
+        except NotImplementedError as exc:
+            on_unlockable(f"the cache filesystem cannot lock {path} ({exc}); building without the lock")
+            yield
+            return
+        try:
+            with contextlib.suppress(OSError):
+                atomic_write_text(
+                    owner, f"pid {os.getpid()} on {socket.gethostname()}, building for {label}\n"
+                )
+            yield
+        finally:
+            lock.release()
+
+    @staticmethod
+    def _owner_text(owner: Path) -> str:
+        try:
+            return owner.read_text(encoding="utf-8").strip()
+        except OSError:
+            return "another process"
+
+    def publish(self, key: str, env_dir: Path) -> None:
+        """Atomically point `envs/<key>` at `env_dir` (replacing any older pointer)."""
+        pointer = self.envs / key
+        tmp = self.envs / f".{key}.{secrets.token_hex(6)}.tmp"
+        relative = os.path.relpath(env_dir, self.envs)
+        try:
+            try:
+                os.symlink(relative, tmp)
+            except (OSError, NotImplementedError):
+                atomic_write_text(tmp, relative + "\n")
+            os.replace(tmp, pointer)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise _cache_error(self.envs, exc, "publishing an environment") from None
+        fsync_dir(self.envs)
+
+    # ------------------------------------------------------------------ aliases
+
+    def write_alias(
+        self,
+        digest: str,
+        env_dir: Path,
+        *,
+        stat_paths: tuple[str, ...],
+        var_names: tuple[str, ...] = (),
+        script: str | None = None,
+    ) -> None:
+        """Record, for the warm path, which environment a selection digest maps to."""
+        lines = [f"runner-alias {fastpath.ALIAS_FORMAT}", f"env\t{env_dir}"]
+        for path in stat_paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return  # cannot describe the choice: no alias, the cold path stays correct
+            lines.append(f"stat\t{path}\t{st.st_mtime_ns}:{st.st_size}")
+        for name in var_names:
+            lines.append(f"var\t{name}\t{os.environ.get(name, '')}")
+        if script is not None:
+            lines.append(f"script\t{script}")
+        text = "\n".join(lines) + "\n"
+        if any("\n" in part or "\t" in part for part in (str(env_dir), *stat_paths)):
+            return
+        with contextlib.suppress(OSError):  # a read-only cache still runs, only colder
+            atomic_write_text(self.scripts / digest, text)
+
+    # ------------------------------------------------------------------ manifests
+
+    @staticmethod
+    def read_manifest(env_dir: Path) -> dict[str, Any] | None:
+        try:
+            data = json.loads((env_dir / fastpath.MANIFEST_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def log_path(self, key: str) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        return self.logs / f"{key}-{stamp}-{os.getpid()}.log"
+
+
+def is_intact(env_dir: Path) -> bool:
+    """Cheap check that an environment is complete and its interpreter still exists."""
+    try:
+        os.stat(env_dir / fastpath.MANIFEST_NAME)
+        os.stat(env_dir / fastpath.LEASE_NAME)
+        os.stat(fastpath.env_python(str(env_dir)))  # follows the link to the base Python
+    except OSError:
+        return False
+    return True

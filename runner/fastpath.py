@@ -1,0 +1,394 @@
+"""The warm path: find a published environment for a script and exec it, using only the stdlib.
+
+This module is the console-script entry point. It must stay cheap to import: only `os`,
+`sys` and (lazily) `fcntl` and a sha256 implementation. Anything unusual returns to `main`,
+which hands over to the full CLI; the full CLI redoes the work with proper error messages.
+
+The block scanner here is the one the metadata parser uses, so the fast path and the cold
+path can never disagree about which block a script has.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Bump when the alias format or the digest inputs change: old aliases then simply miss.
+ALIAS_FORMAT = "1"
+MANIFEST_NAME = "runner-env.json"
+LEASE_NAME = "runner-lease"
+# Last use is recorded by touching the lease file, at most this often.
+TOUCH_INTERVAL_NS = 3600 * 10**9
+
+_TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+# Options of `runner run` the fast path understands. Values that select an environment are
+# folded into the alias digest; the cold path builds the same pairs (see `selection_pairs`).
+_VALUE_OPTIONS = {
+    "--python": "python",
+    "-p": "python",
+    "--with": "with",
+    "--index-url": "index-url",
+    "--extra-index-url": "extra-index-url",
+    "--find-links": "find-links",
+    "--exclude-newer": "exclude-newer",
+    "--installer": "",  # does not select the environment
+}
+_FLAG_OPTIONS = {
+    "--no-index": "no-index",
+    "--locked": "locked",
+    "--offline": "",
+    "-q": "",
+    "--quiet": "",
+}
+
+
+# --------------------------------------------------------------------------- block scanner
+
+
+def split_lines(text: str) -> list[str]:
+    """Split source text into lines the way Python's tokenizer does (\\r\\n, \\r, \\n)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _opener_type(line: str) -> str | None:
+    if line.startswith("# /// "):
+        kind = line[6:]
+        if kind and all(c in _TYPE_CHARS for c in kind):
+            return kind
+    return None
+
+
+def _is_content(line: str) -> bool:
+    return line == "#" or line.startswith("# ")
+
+
+def find_blocks(lines: list[str]) -> list[tuple[str, int, int]]:
+    """Return (type, opener index, closer index) for every closed metadata block.
+
+    Per the inline script metadata specification: a block opens with `# /// TYPE` and every
+    following line must be `#` or start with `# `. A `# ///` line closes the block only when
+    the next line is not a valid content line, so the closer is the last line of the run of
+    content lines; a run that does not end in `# ///` is an unclosed block and is ignored.
+    """
+    blocks: list[tuple[str, int, int]] = []
+    i, n = 0, len(lines)
+    while i < n:
+        kind = _opener_type(lines[i])
+        if kind is None:
+            i += 1
+            continue
+        j = i + 1
+        while j < n and _is_content(lines[j]):
+            j += 1
+        if j - 1 > i and lines[j - 1] == "# ///":
+            blocks.append((kind, i, j - 1))
+            i = j
+        else:
+            i += 1
+    return blocks
+
+
+def block_content(lines: list[str], start: int, end: int) -> str:
+    """The embedded text of a block: each line without its leading `# ` (or `#`)."""
+    return "".join(line[2:] + "\n" for line in lines[start + 1 : end])
+
+
+def script_block(text: str) -> tuple[str, int] | None | bool:
+    """Return (content, opener index) of the single `script` block, None, or False if duplicated."""
+    lines = split_lines(text)
+    found = [b for b in find_blocks(lines) if b[0] == "script"]
+    if not found:
+        return None
+    if len(found) > 1:
+        return False
+    _, start, end = found[0]
+    return block_content(lines, start, end), start
+
+
+# --------------------------------------------------------------------------- digests
+
+
+def _sha256(data: bytes) -> str:
+    try:
+        from _sha2 import sha256  # Python >= 3.12: skips OpenSSL's import cost
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef]  # Python 3.11
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment]
+    return sha256(data).hexdigest()
+
+
+def canonical_option(name: str, value: str) -> str:
+    """Make an option value independent of the working directory where it names a path."""
+    if name == "python" and ("/" in value or os.sep in value):
+        return os.path.abspath(value)
+    if name == "find-links" and "://" not in value:
+        return os.path.abspath(value)
+    return value
+
+
+def lock_path_for(script: str) -> str:
+    """The PEP 751 lock file that belongs to a script: `pylock.<name>.toml` beside it.
+
+    <name> is the file name without a trailing `.py`, with any other dots turned into `-`
+    (PEP 751 names cannot contain dots): `tool.py` -> `pylock.tool.toml`,
+    `my.tool.py` -> `pylock.my-tool.toml`, `tool` -> `pylock.tool.toml`.
+    """
+    directory, name = os.path.split(script)
+    if name.endswith(".py"):
+        name = name[:-3]
+    name = name.replace(".", "-") or "script"
+    return os.path.join(directory, f"pylock.{name}.toml")
+
+
+def selection_digest(
+    content: str | None,
+    pairs: list[tuple[str, str]],
+    lock_bytes: bytes | None,
+    script_dir: str,
+) -> str:
+    """Digest of every input that selects a script's environment, for the warm-path alias.
+
+    `content` is the raw `script` block (None without one); `pairs` the canonical
+    selecting options. The script's directory matters only where relative paths in the
+    block or a lock file can depend on it.
+    """
+    parts = ["runner-alias", ALIAS_FORMAT]
+    parts.append("block" if content is not None else "noblock")
+    parts.append(content or "")
+    for name, value in sorted(pairs):
+        parts.append(f"opt:{name}={value}")
+    runner_python = os.environ.get("RUNNER_PYTHON")
+    if runner_python:
+        parts.append("env:RUNNER_PYTHON=" + canonical_option("python", runner_python))
+    if lock_bytes is not None:
+        parts.append("lock:" + _sha256(lock_bytes))
+    if lock_bytes is not None or (content is not None and "find-links" in content):
+        parts.append("dir:" + script_dir)
+    return _sha256("\0".join(parts).encode("utf-8", "surrogateescape"))
+
+
+# --------------------------------------------------------------------------- cache location
+
+
+def default_cache_root() -> str:
+    """The cache root: RUNNER_CACHE_DIR, else the platform's user cache directory."""
+    explicit = os.environ.get("RUNNER_CACHE_DIR")
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+        return os.path.join(base, "runner", "Cache")
+    if sys.platform == "darwin":
+        return os.path.expanduser("~/Library/Caches/runner")
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "runner")
+    return os.path.expanduser("~/.cache/runner")
+
+
+# --------------------------------------------------------------------------- aliases
+
+
+def read_alias(root: str, digest: str) -> str | None:
+    """Return the store directory an alias names if every recorded check still holds."""
+    try:
+        with open(os.path.join(root, "scripts", digest), encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    lines = text.split("\n")
+    if not lines or lines[0] != "runner-alias " + ALIAS_FORMAT or lines[-1] != "":
+        return None  # foreign, old or truncated
+    env_dir = None
+    for line in lines[1:-1]:
+        kind, _, rest = line.partition("\t")
+        if kind == "env":
+            env_dir = rest
+        elif kind == "stat":
+            path, _, expect = rest.rpartition("\t")
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+            if expect != f"{st.st_mtime_ns}:{st.st_size}":
+                return None
+        elif kind == "var":
+            name, _, expect = rest.partition("\t")
+            if os.environ.get(name, "") != expect:
+                return None
+        elif kind != "script":  # "script" lines only inform `runner cache list`
+            return None
+    return env_dir
+
+
+# --------------------------------------------------------------------------- exec
+
+
+def env_python(env_dir: str) -> str:
+    if sys.platform == "win32":
+        return os.path.join(env_dir, "Scripts", "python.exe")
+    return os.path.join(env_dir, "bin", "python")
+
+
+def take_lease(env_dir: str) -> int | None:
+    """Hold a shared lock on the environment's lease file; None if the env is not usable.
+
+    The descriptor is inheritable so the lease lives exactly as long as the exec'd script.
+    After the lock is held the manifest is checked again: cleanup removes an environment
+    only while holding the exclusive lock, so a manifest seen now stays until we exit.
+    """
+    try:
+        fd = os.open(os.path.join(env_dir, LEASE_NAME), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; the child process design covers it
+            fcntl = None  # type: ignore[assignment]
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            except OSError:
+                pass  # no flock on this filesystem: run without a lease
+        os.stat(os.path.join(env_dir, MANIFEST_NAME))
+        os.stat(env_python(env_dir))  # follows the link: the base interpreter still exists
+        st = os.fstat(fd)
+        now = _now_ns()
+        if now - st.st_mtime_ns > TOUCH_INTERVAL_NS:
+            try:
+                os.utime(os.path.join(env_dir, LEASE_NAME), ns=(now, now))
+            except OSError:
+                pass  # read-only cache: last use is simply not recorded
+    except OSError:
+        os.close(fd)
+        return None
+    os.set_inheritable(fd, True)
+    return fd
+
+
+def _now_ns() -> int:
+    import time  # builtin module, no file I/O
+
+    return time.time_ns()
+
+
+def exec_environment(env_dir: str, script: str, args: list[str], lease_fd: int) -> None:
+    """Replace this process with the environment's Python running the script (POSIX)."""
+    python = env_python(env_dir)
+    env = dict(os.environ)
+    env["VIRTUAL_ENV"] = env_dir
+    bin_dir = os.path.dirname(python)
+    env["PATH"] = bin_dir + os.pathsep + env["PATH"] if env.get("PATH") else bin_dir
+    env.pop("PYTHONHOME", None)
+    env["RUNNER_LEASE_FD"] = str(lease_fd)
+    if os.environ.get("RUNNER_DEBUG_RSS"):
+        _report_rss()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(python, [python, script, *args], env)
+
+
+def _report_rss() -> None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    sys.stderr.write("runner: launcher peak RSS " + line.split(":", 1)[1].strip() + "\n")
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def parse_run_argv(argv: list[str]) -> tuple[list[tuple[str, str]], str, list[str]] | None:
+    """Recognise `run [simple options] SCRIPT [args]`; None for anything else."""
+    if len(argv) < 2 or argv[0] != "run":
+        return None
+    pairs: list[tuple[str, str]] = []
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, eq, value = arg.partition("=")
+        if name in _VALUE_OPTIONS and (name.startswith("--") or not eq):
+            if not eq:
+                if i + 1 >= len(argv):
+                    return None
+                value = argv[i + 1]
+                i += 1
+            key = _VALUE_OPTIONS[name]
+            if key:
+                pairs.append((key, canonical_option(key, value)))
+        elif arg in _FLAG_OPTIONS:
+            if _FLAG_OPTIONS[arg]:
+                pairs.append((_FLAG_OPTIONS[arg], ""))
+        else:
+            return None
+        i += 1
+    if i >= len(argv) or argv[i] == "-":
+        return None
+    return pairs, argv[i], argv[i + 1 :]
+
+
+def try_warm(argv: list[str]) -> None:
+    """Exec the script if its environment is published and valid; return otherwise."""
+    parsed = parse_run_argv(argv)
+    if parsed is None or os.name != "posix":
+        return
+    pairs, script, args = parsed
+    try:
+        with open(script, "rb") as f:
+            data = f.read()
+    except OSError:
+        return
+    head = data[:400].split(b"\n", 2)[:2]
+    if any(b"coding" in line for line in head):
+        return  # an encoding declaration: the full parser decodes it
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    found = script_block(text)
+    if found is False:
+        return
+    content = found[0] if found else None
+    lock_path = lock_path_for(script)
+    try:
+        with open(lock_path, "rb") as f:
+            lock_bytes: bytes | None = f.read()
+    except FileNotFoundError:
+        lock_bytes = None
+    except OSError:
+        return
+    script_dir = os.path.dirname(os.path.abspath(script))
+    digest = selection_digest(content, pairs, lock_bytes, script_dir)
+    env_dir = read_alias(default_cache_root(), digest)
+    if env_dir is None:
+        return
+    fd = take_lease(env_dir)
+    if fd is None:
+        return
+    try:
+        exec_environment(env_dir, script, args, fd)
+    except OSError:
+        os.close(fd)
+
+
+def main() -> int:
+    """Console-script entry point: the warm path first, the full CLI otherwise."""
+    if not os.environ.get("RUNNER_NO_FASTPATH"):
+        try_warm(sys.argv[1:])
+    from runner.cli import main as cli_main
+
+    return cli_main()

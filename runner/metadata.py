@@ -1,0 +1,162 @@
+"""Find, decode, parse and validate a script's `# /// script` block (inline script metadata)."""
+
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from runner.errors import MetadataError, ScriptError
+from runner.fastpath import block_content, find_blocks, split_lines
+
+
+@dataclass(frozen=True)
+class ScriptMetadata:
+    """The validated content of a script's metadata block (empty when it has none)."""
+
+    dependencies: tuple[str, ...] = ()
+    requires_python: str | None = None
+    tool: Mapping[str, Any] = field(default_factory=dict)
+    # The block's embedded text exactly as the fast path hashes it; None without a block.
+    block: str | None = None
+    # 1-based line number of the `# /// script` opener in the file.
+    block_line: int | None = None
+
+    @property
+    def runner_settings(self) -> Mapping[str, Any]:
+        value = self.tool.get("runner", {})
+        return value if isinstance(value, Mapping) else {}
+
+
+def decode_source(data: bytes, path: str) -> str:
+    """Decode script bytes as Python does: a UTF-8 BOM or a PEP 263 declaration, else UTF-8."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        raise ScriptError(
+            f"{path}: {exc.msg}",
+            hint="Fix the encoding declaration on the first two lines, or save the file as UTF-8.",
+        ) from None
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        where = ""
+        if isinstance(exc, UnicodeDecodeError):
+            line = data[: exc.start].count(b"\n") + 1
+            where = f" (line {line}, byte offset {exc.start})"
+        raise ScriptError(
+            f"{path}: cannot decode the file as {encoding}{where}",
+            hint="Save the script as UTF-8, or declare its encoding with a "
+            "'# -*- coding: NAME -*-' line at the top.",
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def parse(text: str, path: str = "<script>") -> ScriptMetadata:
+    """Parse and validate the `script` block of already-decoded source text."""
+    lines = split_lines(text.removeprefix("\ufeff"))
+    blocks = [b for b in find_blocks(lines) if b[0] == "script"]
+    if not blocks:
+        return ScriptMetadata()
+    if len(blocks) > 1:
+        where = ", ".join(str(b[1] + 1) for b in blocks)
+        raise MetadataError(
+            f"{path}: more than one '# /// script' block (lines {where})",
+            hint="Merge them into one block; the specification allows only one.",
+        )
+    _, start, end = blocks[0]
+    content = block_content(lines, start, end)
+    try:
+        data = tomllib.loads(content)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+
+        def to_file_position(match: re.Match[str]) -> str:
+            return f"(at line {int(match.group(1)) + start + 1}, column {int(match.group(2)) + 2})"
+
+        shifted = _TOML_POSITION.sub(to_file_position, message)
+        line_match = _TOML_POSITION.search(shifted)
+        line = f":{line_match.group(1)}" if line_match else f":{start + 1}"
+        raise MetadataError(
+            f"{path}{line}: invalid TOML in the script metadata block: {shifted}",
+            hint="Each line of the block is '# ' followed by TOML; fix the line named above.",
+        ) from None
+    return _validate(data, content, start, path, lines, end)
+
+
+def _line_of(lines: list[str], start: int, end: int, needle: str) -> int:
+    """Best-effort file line (1-based) of the first block line containing `needle`."""
+    for i in range(start + 1, end):
+        if needle in lines[i]:
+            return i + 1
+    return start + 1
+
+
+def _validate(
+    data: dict[str, Any], content: str, start: int, path: str, lines: list[str], end: int
+) -> ScriptMetadata:
+    deps_value = data.get("dependencies", [])
+    if not isinstance(deps_value, list):
+        line = _line_of(lines, start, end, "dependencies")
+        raise MetadataError(
+            f"{path}:{line}: 'dependencies' must be a list of requirement strings, "
+            f"not {type(deps_value).__name__}",
+            hint='Write it as dependencies = ["requests<3", "rich"].',
+        )
+    problems = []
+    for entry in deps_value:
+        if not isinstance(entry, str):
+            problems.append(f"{entry!r} is not a string")
+            continue
+        try:
+            Requirement(entry)
+        except InvalidRequirement as exc:
+            first = str(exc).splitlines()[0]
+            problems.append(f"{entry!r}: {first}")
+    if problems:
+        line = _line_of(lines, start, end, "dependencies")
+        raise MetadataError(
+            f"{path}:{line}: invalid dependencies: " + "; ".join(problems),
+            hint="Each dependency must be a PEP 508 requirement such as 'requests>=2.31' "
+            "or 'rich[jupyter]'.",
+        )
+    requires_python = data.get("requires-python")
+    if requires_python is not None:
+        line = _line_of(lines, start, end, "requires-python")
+        if not isinstance(requires_python, str):
+            raise MetadataError(
+                f"{path}:{line}: 'requires-python' must be a string, "
+                f"not {type(requires_python).__name__}",
+                hint='Write it as requires-python = ">=3.11".',
+            )
+        try:
+            SpecifierSet(requires_python)
+        except InvalidSpecifier:
+            raise MetadataError(
+                f"{path}:{line}: 'requires-python' is not a valid version specifier: "
+                f"{requires_python!r}",
+                hint='Use a specifier such as ">=3.11" or ">=3.10,<3.14".',
+            ) from None
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        line = _line_of(lines, start, end, "tool")
+        raise MetadataError(
+            f"{path}:{line}: 'tool' must be a table", hint="Write it as [tool.NAME] tables."
+        )
+    return ScriptMetadata(
+        dependencies=tuple(deps_value),
+        requires_python=requires_python,
+        tool=tool,
+        block=content,
+        block_line=start + 1,
+    )

@@ -1,0 +1,78 @@
+"""The one subprocess wrapper: argument lists only, output captured to a log, streamed on -v."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished command: its exit status and everything it printed (stdout+stderr)."""
+
+    cmd: tuple[str, ...]
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    stream: bool = False,
+    on_line: Callable[[str], None] | None = None,
+) -> Outcome:
+    """Run `cmd`, capturing its output; with `stream`, echo each line to stderr as it comes."""
+    proc = subprocess.Popen(
+        list(cmd),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=dict(env) if env is not None else None,
+        text=True,
+        errors="replace",
+        bufsize=1,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    log = open(log_path, "w", encoding="utf-8") if log_path is not None else None  # noqa: SIM115  # closed below
+    try:
+        if log is not None:
+            log.write("$ " + " ".join(cmd) + "\n")
+        for line in proc.stdout:
+            lines.append(line)
+            if log is not None:
+                log.write(line)
+            if stream:
+                sys.stderr.write(line)
+            if on_line is not None:
+                on_line(line.rstrip("\n"))
+        returncode = proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        if log is not None:
+            log.close()
+    return Outcome(cmd=tuple(cmd), returncode=returncode, output="".join(lines))
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for installer subprocesses: the user's, minus what would confuse them."""
+    env = dict(os.environ)
+    # Our own launcher's state must not leak into an installer run.
+    for name in ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "RUNNER_LEASE_FD", "__PYVENV_LAUNCHER__"):
+        env.pop(name, None)
+    if extra:
+        env.update(extra)
+    return env

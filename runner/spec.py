@@ -1,0 +1,134 @@
+"""The environment spec: everything that decides what an environment contains, and its key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from runner.interpreters import Interpreter
+
+# Bump when the meaning of any key input changes; every existing environment then misses.
+KEY_FORMAT = 1
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def redact_url(url: str) -> str:
+    """Drop any password (and token-like user part) from a URL before it is shown or stored."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def normalize_requirements(requirements: Iterable[str]) -> tuple[str, ...]:
+    """Canonical requirement strings: names canonicalized, duplicates merged, sorted.
+
+    Entries for the same project, URL and marker are merged (extras united, specifiers
+    intersected), so `Rich>=13`, `rich[jupyter]` become `rich[jupyter]>=13`.
+    """
+    merged: dict[tuple[str, str, str], tuple[set[str], SpecifierSet]] = {}
+    for text in requirements:
+        req = Requirement(text)
+        group = (canonicalize_name(req.name), req.url or "", str(req.marker or ""))
+        extras, spec = merged.get(group, (set(), SpecifierSet()))
+        extras = extras | {canonicalize_name(e) for e in req.extras}
+        merged[group] = (extras, spec & req.specifier)
+    out = []
+    for (name, url, marker), (extras, spec) in merged.items():
+        text = name
+        if extras:
+            text += "[" + ",".join(sorted(extras)) + "]"
+        if url:
+            text += f" @ {url}"
+        else:
+            text += ",".join(sorted(str(s) for s in spec))
+        if marker:
+            text += f" ; {marker}"
+        out.append(text)
+    return tuple(sorted(set(out)))
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Index options the user chose explicitly (flags or the script's [tool.runner] table)."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+    def key_data(self) -> dict[str, Any]:
+        return {
+            "index_url": redact_url(self.index_url) if self.index_url else None,
+            "extra_index_urls": [redact_url(u) for u in self.extra_index_urls],
+            "find_links": [redact_url(u) for u in self.find_links],
+            "no_index": self.no_index,
+        }
+
+    @property
+    def is_default(self) -> bool:
+        return self == IndexSettings()
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What an environment must contain, on which interpreter, from where."""
+
+    requirements: tuple[str, ...]
+    interpreter: Interpreter
+    index: IndexSettings = field(default_factory=IndexSettings)
+    lock_digest: str | None = None
+    exclude_newer: str | None = None
+
+    def key_data(self) -> dict[str, Any]:
+        return {
+            "format": KEY_FORMAT,
+            "requirements": list(self.requirements),
+            "interpreter": self.interpreter.identity(),
+            "index": self.index.key_data(),
+            "lock": self.lock_digest,
+            "exclude_newer": self.exclude_newer,
+        }
+
+    @property
+    def key(self) -> str:
+        # 32 hex characters (128 bits) keep paths short and collisions out of reach.
+        return sha256_hex(canonical_json(self.key_data()))[:32]
+
+
+def make_spec(
+    dependencies: Iterable[str],
+    interpreter: Interpreter,
+    *,
+    index: IndexSettings | None = None,
+    lock_digest: str | None = None,
+    exclude_newer: str | None = None,
+) -> EnvSpec:
+    return EnvSpec(
+        requirements=normalize_requirements(dependencies),
+        interpreter=interpreter,
+        index=index or IndexSettings(),
+        lock_digest=lock_digest,
+        exclude_newer=exclude_newer,
+    )

@@ -1,0 +1,147 @@
+"""Shared fixtures: an isolated environment with no network, local wheels, and a runner helper."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.wheels import make_wheel
+
+# The console script installed next to the interpreter running the tests.
+RUNNER = str(Path(sys.executable).with_name("runner"))
+# Nothing listens on port 9 (discard): any attempt to reach an index fails at once.
+DEAD_INDEX = "http://127.0.0.1:9/simple"
+PYENV = Path.home() / ".pyenv" / "versions"
+
+
+def pyenv_python(minor: str) -> str | None:
+    """Path of an installed ~/.pyenv Python X.Y, or None."""
+    for candidate in sorted(PYENV.glob(f"{minor}.*"), reverse=True):
+        exe = candidate / "bin" / f"python{minor}"
+        if exe.exists():
+            return str(exe)
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Caches worth sharing between tests (virtualenv's app data only: no package caches)."""
+    base = tmp_path_factory.mktemp("shared")
+    return {"venv_app_data": base / "virtualenv"}
+
+
+@pytest.fixture(autouse=True)
+def isolated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared_dirs: dict[str, Path]
+) -> Path:
+    """Isolate every test from this machine's pip/uv configuration and from the network."""
+    for name in list(os.environ):
+        if name.startswith(("PIP_", "UV_", "RUNNER_", "VIRTUALENV_")) or name in (
+            "VIRTUAL_ENV",
+            "PYTHONDONTWRITEBYTECODE",
+        ):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", DEAD_INDEX)
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "5")
+    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    monkeypatch.setenv("UV_INDEX_URL", DEAD_INDEX)
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("VIRTUALENV_OVERRIDE_APP_DATA", str(shared_dirs["venv_app_data"]))
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("RUNNER_NO_AUTO_PRUNE", "1")
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of tiny wheels used across the suite."""
+    d = tmp_path_factory.mktemp("wheelhouse")
+    make_wheel(d, "alpha", "1.0")
+    make_wheel(d, "beta", "1.0", requires=["alpha>=1.0"])
+    make_wheel(
+        d,
+        "gamma",
+        "1.0",
+        modules={"gamma": "def main():\n    print('gamma-cli ok')\n"},
+        console_scripts={"gamma-cli": "gamma:main"},
+    )
+    make_wheel(d, "delta", "2.0", extras={"fast": ["alpha"]})
+    return d
+
+
+@pytest.fixture
+def offline_wheels(monkeypatch: pytest.MonkeyPatch, wheelhouse: Path) -> Path:
+    """Make pip (and uv) install from the wheelhouse only, as a user's find-links would."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheelhouse))
+    monkeypatch.setenv("UV_NO_INDEX", "1")
+    monkeypatch.setenv("UV_FIND_LINKS", str(wheelhouse))
+    return wheelhouse
+
+
+def write_script(path: Path, body: str, dependencies: list[str] | None = None, **extra: str) -> Path:
+    """Write a script with a metadata block (dependencies and any extra TOML keys)."""
+    lines = ["# /// script"]
+    for key, value in extra.items():
+        lines.append(f"# {key.replace('_', '-')} = {value}")
+    if dependencies is not None:
+        deps = ", ".join(f'"{d}"' for d in dependencies)
+        lines.append(f"# dependencies = [{deps}]")
+    lines.append("# ///")
+    path.write_text("\n".join(lines) + "\n" + body)
+    return path
+
+
+def run_runner(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    input: str | None = None,  # noqa: A002  # mirrors subprocess.run
+    timeout: float = 240,
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `runner` console script in a real process."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [RUNNER, *args],
+        env=full_env,
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def store_dirs(cache: Path) -> list[Path]:
+    store = cache / "store"
+    return sorted(p for p in store.iterdir()) if store.exists() else []
+
+
+def published(cache: Path) -> list[Path]:
+    envs = cache / "envs"
+    return sorted(p for p in envs.iterdir() if not p.name.startswith(".")) if envs.exists() else []
+
+
+@pytest.fixture
+def cache_dir(isolated: Path) -> Path:
+    return isolated / "cache"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _runner_installed() -> Iterator[None]:
+    if not shutil.which(RUNNER):
+        pytest.exit(f"the runner console script is not installed at {RUNNER}; pip install -e '.[test]'")
+    yield

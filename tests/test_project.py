@@ -1,0 +1,26 @@
+"""The project's own promises: CI runs exactly the README's test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
+    test_commands = [b for b in blocks if "pytest" in b]
+    assert len(test_commands) == 1, blocks
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_commands[0] in ci
+
+
+def test_readme_install_command_runs_an_example() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
+    install = [b for b in blocks if "runner run examples/" in b]
+    assert len(install) == 1
+    example = install[0].split("runner run ", 1)[1].split()[0]
+    assert (ROOT / example).is_file()
