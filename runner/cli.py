@@ -126,6 +126,18 @@ def version() -> None:
     print(__version__)
 
 
+def _register_commands() -> None:
+    import importlib
+
+    from runner.commands import MODULES
+
+    for name in MODULES:
+        importlib.import_module(f"runner.commands.{name}").register(app)
+
+
+_register_commands()
+
+
 def render_error(exc: RunnerError) -> None:
     lines = [f"runner: error: {exc.message}"]
     if exc.details:
