@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from runner import fastpath
-from runner.builder import build
+from runner.builder import build, checkpoint
 from runner.cache import Cache
 from runner.errors import RunnerError, ScriptError
 from runner.installers import describe_requirements, get_installer
@@ -170,6 +170,7 @@ def ensure_environment(
         env_dir = build(
             spec, cache, installer, reporter, offline=options.offline, refresh=options.refresh
         )
+        checkpoint("publish")
         cache.publish(key, env_dir)
         reporter.info(f"environment ready in {reporter.elapsed():.1f} s")
     return env_dir

@@ -145,6 +145,21 @@ def write_manifest(
     atomic_write_text(env_dir / fastpath.MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
 
 
+def checkpoint(name: str) -> None:
+    """Fault injection for crash tests: with RUNNER_TEST_HANG_AT=name, stop here until killed.
+
+    The process writes its pid to RUNNER_TEST_HANG_FILE first, so a test knows the build has
+    reached this point and can SIGKILL it deterministically.
+    """
+    if os.environ.get("RUNNER_TEST_HANG_AT") != name:
+        return
+    import signal
+
+    Path(os.environ["RUNNER_TEST_HANG_FILE"]).write_text(str(os.getpid()))
+    while True:
+        signal.pause()
+
+
 def build(
     spec: EnvSpec,
     cache: Cache,
@@ -166,6 +181,7 @@ def build(
         seed = installer.needs_seed(spec.interpreter)
         reporter.phase(f"creating an environment for {spec.interpreter.describe()}")
         created = create_venv(spec, env_dir, seed=seed)
+        checkpoint("created")
         if spec.requirements or pinned_file is not None:
             count = len(spec.requirements)
             reporter.phase(
@@ -185,6 +201,7 @@ def build(
                 install(request, log_path=cache.log_path(spec.key), reporter=reporter, seeded=True)  # type: ignore[call-arg]
             else:
                 install(request, log_path=cache.log_path(spec.key), reporter=reporter)
+        checkpoint("installed")
         installed = verify(spec, created.site_packages)
         # The lease file exists before the manifest: an env with a manifest is leasable.
         (env_dir / fastpath.LEASE_NAME).touch()

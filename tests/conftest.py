@@ -49,7 +49,8 @@ def isolated(
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_INDEX_URL", DEAD_INDEX)
-    monkeypatch.setenv("PIP_RETRIES", "0")
+    # One retry: pip reports connection failures only when it retries.
+    monkeypatch.setenv("PIP_RETRIES", "1")
     monkeypatch.setenv("PIP_TIMEOUT", "5")
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     monkeypatch.setenv("UV_NO_CONFIG", "1")
