@@ -44,8 +44,10 @@ def create_venv(spec: EnvSpec, dest: Path, *, seed: bool) -> Created:
         "",
         "--quiet",
     ]
-    if seed:
-        args += ["--seeder", "app-data", "--no-setuptools", "--no-wheel"]
+    # virtualenv's bundled seeder stops at 3.9; older targets get pip from their ensurepip.
+    use_ensurepip = seed and spec.interpreter.version_obj.release[:2] < (3, 9)
+    if seed and not use_ensurepip:
+        args += ["--seeder", "app-data", "--no-setuptools"]
     else:
         args.append("--no-seed")
     try:
@@ -57,6 +59,19 @@ def create_venv(spec: EnvSpec, dest: Path, *, seed: bool) -> Created:
             "with --python.",
         ) from None
     creator = session.creator
+    if use_ensurepip:
+        from runner import proc
+        from runner.errors import InterpreterError
+
+        outcome = proc.run([str(creator.exe), "-m", "ensurepip", "--default-pip"], env=proc.child_env())
+        if not outcome.ok:
+            raise InterpreterError(
+                f"cannot put pip into an environment for {spec.interpreter.describe()}: its "
+                "ensurepip module failed",
+                hint="runner supports Python 3.9 and newer, and 3.8 where ensurepip works; "
+                "choose a newer interpreter with --python.",
+                details="\n".join(outcome.output.strip().splitlines()[-5:]),
+            )
     site = tuple(dict.fromkeys(str(p) for p in (creator.purelib, creator.platlib)))
     return Created(python=str(creator.exe), site_packages=site)
 

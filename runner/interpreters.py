@@ -1,23 +1,49 @@
-"""Find Python interpreters, probe and cache their identity, and pick one for a script."""
+"""Find Python interpreters, probe and cache their identity, and pick one for a script.
+
+How the interpreter is chosen (`select`):
+
+* An explicit choice wins: `--python`, else the `RUNNER_PYTHON` variable. It may be a path
+  (`/usr/bin/python3.12`, `./venv/bin/python`), a version (`3.12`, `python3.12`, `3.12.1`),
+  a specifier (`>=3.12`, `>=3.11,<3.13`) or a command name on PATH (`pypy3`). A version or
+  specifier picks the highest discovered interpreter that matches it and the script's
+  `requires-python`. An explicit choice that contradicts `requires-python` is an error.
+* Otherwise, a script with `requires-python` runs on the highest discovered interpreter that
+  satisfies it (final releases preferred over pre-releases).
+* Otherwise (no `requires-python`, no explicit choice) the script runs on the interpreter
+  runner itself runs on, as `python script.py` would; nothing is discovered.
+
+Discovery looks at runner's own interpreter, `python3` and `python3.X` in every PATH
+directory (pyenv/asdf `shims` directories are skipped: shims are not interpreters), pyenv
+(`$PYENV_ROOT` or `~/.pyenv`), asdf, mise and uv installation folders, the usual system
+folders and, on Windows, the `py` launcher. Every candidate is probed at most once per
+change of its file: the probe result is cached in the runner cache keyed by path, size and
+mtime, so repeated cold runs do not start interpreters again.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
+import re
+import shutil
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from runner.errors import InterpreterError
 from runner.fsutil import atomic_write_text
 
 # Runs under the *target* interpreter, which may be old: keep it Python 2.7/3.x compatible.
+# `-E -s -S` rather than `-I` (2.7 lacks it); the current directory is dropped from sys.path
+# before anything is imported so a stray json.py there cannot answer for the interpreter.
 _PROBE = r"""
-import json, os, platform, sys, sysconfig
+import sys
+sys.path = [p for p in sys.path if p]
+import json, os, platform, sysconfig
 impl = sys.implementation.name if hasattr(sys, "implementation") else "cpython"
 iv = sys.version_info
 markers = {
@@ -33,7 +59,7 @@ markers = {
     "python_version": ".".join(platform.python_version_tuple()[:2]),
     "sys_platform": sys.platform,
 }
-print(json.dumps({
+sys.stdout.write("RUNNER-PROBE " + json.dumps({
     "executable": sys.executable,
     "real_path": os.path.realpath(sys.executable),
     "implementation": impl,
@@ -43,10 +69,36 @@ print(json.dumps({
     "soabi": sysconfig.get_config_var("SOABI") or "",
     "pointer_size": 64 if sys.maxsize > 2**32 else 32,
     "markers": markers,
-}))
+}) + "\n")
 """
+_PROBE_MARK = "RUNNER-PROBE "
 
-PROBE_FORMAT = 1
+PROBE_FORMAT = 2
+
+# The oldest target runner can build environments for: virtualenv still creates them and
+# pip can be put inside (virtualenv's seeder from 3.9, the interpreter's ensurepip on 3.8).
+MIN_TARGET = (3, 8)
+SUPPORTED_TARGETS = "Python 3.8 and newer"
+
+# Variables that change what discovery finds; the warm path compares them.
+DISCOVERY_VARS = (
+    "PATH",
+    "HOME",
+    "PYENV_ROOT",
+    "ASDF_DATA_DIR",
+    "MISE_DATA_DIR",
+    "XDG_DATA_HOME",
+    "UV_PYTHON_INSTALL_DIR",
+)
+
+if sys.platform == "win32":
+    _EXE_RE = re.compile(r"^python(3(\.\d+)?)?\.exe$", re.IGNORECASE)
+    SYSTEM_DIRS: tuple[str, ...] = ()
+else:
+    _EXE_RE = re.compile(r"^python3(\.\d+)?$")
+    SYSTEM_DIRS = ("/usr/local/bin", "/usr/bin", "/opt/homebrew/bin", "/opt/local/bin")
+
+_VERSION_RE = re.compile(r"^(?:python|py|cpython)?-?(\d+(?:\.\d+){0,2})$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -69,6 +121,11 @@ class Interpreter:
     @property
     def marker_env(self) -> dict[str, str]:
         return dict(self.markers)
+
+    @property
+    def supported(self) -> bool:
+        """Whether runner can build environments for this interpreter."""
+        return self.version_obj.release[:2] >= MIN_TARGET
 
     def identity(self) -> dict[str, str]:
         """The fields that make environments built on this interpreter differ (for the key)."""
@@ -96,6 +153,9 @@ class Selection:
     var_checks: tuple[str, ...] = ()
 
 
+# --------------------------------------------------------------------------- probing
+
+
 def _probe_cache_file(cache_root: Path, path: str) -> Path:
     from runner.spec import sha256_hex
 
@@ -103,7 +163,11 @@ def _probe_cache_file(cache_root: Path, path: str) -> Path:
 
 
 def probe(path: str, cache_root: Path | None = None) -> Interpreter:
-    """Run `path` once to learn its identity; cached by path, size and mtime."""
+    """Run `path` once to learn its identity; cached by path, size and mtime.
+
+    A failed probe is cached as well (as its error), so a broken `python3` on PATH is not
+    started again on every cold run.
+    """
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -122,42 +186,59 @@ def probe(path: str, cache_root: Path | None = None) -> Interpreter:
         try:
             cached = json.loads(cache_file.read_text(encoding="utf-8"))
             if cached.get("stamp") == stamp:
+                if "error" in cached:
+                    error = cached["error"]
+                    raise InterpreterError(
+                        str(error["message"]), hint=error.get("hint"), details=error.get("details")
+                    )
                 return _from_probe(path, cached["info"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
     try:
-        proc = subprocess.run(
-            [path, "-I", "-S", "-c", _PROBE],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        info = _run_probe(path)
+    except InterpreterError as exc:
+        _store(cache_file, {"stamp": stamp, "error": {
+            "message": exc.message, "hint": exc.hint, "details": exc.details}})
+        raise
+    _store(cache_file, {"stamp": stamp, "info": info})
+    return _from_probe(path, info)
+
+
+def _store(cache_file: Path | None, data: dict[str, object]) -> None:
+    if cache_file is None:
+        return
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache_file, json.dumps(data))
+    except OSError:
+        pass  # read-only cache: probing again next time is only slower
+
+
+def _run_probe(path: str) -> dict[str, object]:
+    from runner import proc
+
+    try:
+        outcome = proc.run([path, "-E", "-s", "-S", "-c", _PROBE], env=proc.child_env())
     except OSError as exc:
         raise InterpreterError(
             f"cannot run Python interpreter {path}: {exc.strerror}",
             hint="Check that it is an executable Python, or choose another with --python.",
         ) from None
-    except subprocess.TimeoutExpired:
-        raise InterpreterError(f"Python interpreter {path} did not answer within 60 s") from None
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+    lines = [line for line in outcome.output.splitlines() if line.startswith(_PROBE_MARK)]
+    if not outcome.ok or not lines:
+        tail = "\n".join(outcome.output.strip().splitlines()[-5:])
         raise InterpreterError(
             f"{path} does not look like a working Python interpreter",
             hint="Choose another with --python.",
-            details=tail,
+            details=tail or None,
         )
     try:
-        info = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
+        info = json.loads(lines[-1][len(_PROBE_MARK) :])
+        Version(str(info["version"]))
+        assert isinstance(info["markers"], dict)
+    except (ValueError, KeyError, TypeError, AssertionError, InvalidVersion):
         raise InterpreterError(f"{path} did not report its identity as a Python would") from None
-    if cache_file is not None:
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(cache_file, json.dumps({"stamp": stamp, "info": info}))
-        except OSError:
-            pass  # read-only cache: probing again next time is only slower
-    return _from_probe(path, info)
+    return info  # type: ignore[no-any-return]
 
 
 def _from_probe(path: str, info: dict[str, object]) -> Interpreter:
@@ -181,6 +262,157 @@ def current_python() -> str:
     return base if os.path.exists(base) else sys.executable
 
 
+# --------------------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What discovery found: usable interpreters in preference order, and what it looked at."""
+
+    interpreters: tuple[Interpreter, ...]
+    # Directories whose listing discovery read: a new or removed Python changes their mtime.
+    scanned: tuple[str, ...]
+    broken: tuple[str, ...] = ()
+
+
+def _home() -> str:
+    return os.path.expanduser("~")
+
+
+def _is_shim_dir(directory: str) -> bool:
+    return os.path.basename(os.path.normpath(directory)) == "shims"
+
+
+def _pythons_in(directory: str) -> list[str]:
+    """`python3` and `python3.X` in a directory, newest-named first."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    found = [n for n in names if _EXE_RE.match(n)]
+
+    def order(name: str) -> tuple[int, ...]:
+        digits = re.findall(r"\d+", name)
+        return tuple(-int(d) for d in digits) + (0,) * (3 - len(digits))
+
+    out = []
+    for name in sorted(found, key=order):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            out.append(path)
+    return out
+
+
+def _install_roots() -> list[str]:
+    """Folders whose subfolders are Python installations (pyenv, asdf, mise, uv)."""
+    home = _home()
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    return [
+        os.path.join(os.environ.get("PYENV_ROOT") or os.path.join(home, ".pyenv"), "versions"),
+        os.path.join(os.environ.get("ASDF_DATA_DIR") or os.path.join(home, ".asdf"), "installs", "python"),
+        os.path.join(os.environ.get("MISE_DATA_DIR") or os.path.join(data, "mise"), "installs", "python"),
+        os.environ.get("UV_PYTHON_INSTALL_DIR") or os.path.join(data, "uv", "python"),
+    ]
+
+
+def candidate_paths() -> tuple[list[str], list[str]]:
+    """Paths worth probing, in preference order, and the directories that were listed."""
+    paths: list[str] = [current_python()]
+    scanned: list[str] = []
+    seen: set[str] = set()  # real paths: /bin and /usr/bin are often one folder
+
+    def scan(directory: str) -> None:
+        real = os.path.realpath(directory)
+        if real in seen or not os.path.isdir(directory):
+            return
+        seen.add(real)
+        scanned.append(directory)
+        paths.extend(_pythons_in(directory))
+
+    for entry in os.environ.get("PATH", "").split(os.pathsep):
+        if entry and os.path.isabs(entry) and not _is_shim_dir(entry):
+            scan(os.path.normpath(entry))
+    for root in _install_roots():
+        try:
+            versions = sorted(os.listdir(root), reverse=True)
+        except OSError:
+            continue
+        scanned.append(root)
+        for version in versions:
+            install = os.path.join(root, version)
+            scan(install if sys.platform == "win32" else os.path.join(install, "bin"))
+    for directory in SYSTEM_DIRS:
+        scan(directory)
+    if sys.platform == "win32":
+        paths.extend(_py_launcher_paths())
+    return paths, scanned
+
+
+def _py_launcher_paths() -> list[str]:
+    """Interpreters the Windows `py` launcher knows (`py -0p`)."""
+    from runner import proc
+
+    launcher = shutil.which("py")
+    if launcher is None:
+        return []
+    try:
+        outcome = proc.run([launcher, "-0p"], env=proc.child_env())
+    except OSError:
+        return []
+    found = []
+    for line in outcome.output.splitlines():
+        match = re.search(r"([A-Za-z]:\\.*?\.exe)\s*$", line.strip())
+        if match:
+            found.append(match.group(1))
+    return found
+
+
+def discover(cache_root: Path | None) -> Discovery:
+    """Probe every candidate (cached) and return the distinct interpreters found."""
+    paths, scanned = candidate_paths()
+    seen_real: set[str] = set()
+    seen_identity: set[str] = set()
+    found: list[Interpreter] = []
+    broken: list[str] = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real in seen_real:
+            continue
+        seen_real.add(real)
+        try:
+            interpreter = probe(path, cache_root)
+        except InterpreterError:
+            broken.append(path)
+            continue
+        identity = json.dumps(interpreter.identity(), sort_keys=True)
+        if identity in seen_identity:
+            continue  # a wrapper or second name of one already found
+        seen_identity.add(identity)
+        found.append(interpreter)
+    return Discovery(interpreters=tuple(found), scanned=tuple(scanned), broken=tuple(broken))
+
+
+def best(interpreters: Iterable[Interpreter], spec: SpecifierSet | None) -> Interpreter | None:
+    """The highest supported version satisfying `spec`; final releases beat pre-releases.
+
+    Ties keep discovery order (runner's own interpreter first, then PATH order).
+    """
+    matching = [
+        i
+        for i in interpreters
+        if i.supported and (spec is None or spec.contains(i.version_obj, prereleases=True))
+    ]
+    if not matching:
+        return None
+    order = {id(i): n for n, i in enumerate(matching)}
+    return max(
+        matching, key=lambda i: (not i.version_obj.is_prerelease, i.version_obj, -order[id(i)])
+    )
+
+
+# --------------------------------------------------------------------------- selection
+
+
 def _parse_requires(requires_python: str | None) -> SpecifierSet | None:
     if requires_python is None:
         return None
@@ -190,28 +422,137 @@ def _parse_requires(requires_python: str | None) -> SpecifierSet | None:
         raise InterpreterError(f"invalid requires-python: {requires_python!r}") from None
 
 
+def _explicit_spec(choice: str) -> SpecifierSet | None:
+    """`3.12` / `python3.12` / `>=3.12` as a specifier; None if it is not one."""
+    match = _VERSION_RE.match(choice.strip())
+    if match:
+        version = match.group(1)
+        parts = version.split(".")
+        return SpecifierSet(f"=={version}" if len(parts) == 3 else f"=={version}.*")
+    try:
+        spec = SpecifierSet(choice)
+    except InvalidSpecifier:
+        return None
+    return spec if len(spec) else None
+
+
+def _looks_like_path(choice: str) -> bool:
+    return "/" in choice or os.sep in choice or choice.startswith("~") or os.path.exists(choice)
+
+
+def _unsupported(interpreter: Interpreter, source: str) -> InterpreterError:
+    return InterpreterError(
+        f"{source} is {interpreter.describe()}, which runner cannot build environments for: "
+        f"runner supports {SUPPORTED_TARGETS}",
+        hint="Choose a newer interpreter with --python, e.g. --python 3.12.",
+    )
+
+
+def _listing(discovery: Discovery) -> str:
+    lines = []
+    for i in sorted(discovery.interpreters, key=lambda i: i.version_obj, reverse=True):
+        note = "" if i.supported else f"  (unsupported: runner needs {SUPPORTED_TARGETS})"
+        lines.append(f"found {i.describe()}{note}")
+    for path in discovery.broken:
+        lines.append(f"found {path} (does not run as Python)")
+    return "\n".join(lines) or "found no Python interpreters"
+
+
+def _dir_checks(discovery: Discovery, chosen: Interpreter) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([chosen.path, chosen.real_path, *discovery.scanned]))
+
+
 def select(
     requires_python: str | None, explicit: str | None, cache_root: Path | None
 ) -> Selection:
-    """Pick the interpreter for a script: an explicit choice, else runner's own Python."""
+    """Pick the interpreter for a script.
+
+    Order: explicit `--python`, else `RUNNER_PYTHON`; else, with `requires-python`, the
+    highest discovered interpreter satisfying it; else runner's own interpreter (what
+    `python script.py` would use). Raises InterpreterError when the explicit choice breaks
+    `requires-python`, when nothing matches (listing what was found), or when the chosen
+    Python is too old for runner to build environments for.
+    """
     spec = _parse_requires(requires_python)
-    choice = explicit or os.environ.get("RUNNER_PYTHON") or None
-    if choice is not None and ("/" in choice or os.sep in choice or os.path.exists(choice)):
-        interpreter = probe(os.path.abspath(choice), cache_root)
-        source = f"--python {choice}" if explicit else f"RUNNER_PYTHON={choice}"
-    elif choice is not None:
-        raise InterpreterError(
-            f"--python {choice}: only interpreter paths are supported",
-            hint="Pass the path of a Python executable, e.g. --python /usr/bin/python3.12.",
+    choice = (explicit or os.environ.get("RUNNER_PYTHON") or "").strip() or None
+    source = (f"--python {choice}" if explicit else f"RUNNER_PYTHON={choice}") if choice else ""
+    wants = f"the script requires Python {requires_python}"
+
+    if choice is not None and _looks_like_path(choice):
+        interpreter = probe(os.path.abspath(os.path.expanduser(choice)), cache_root)
+        _check_explicit(interpreter, spec, wants, source)
+        checks = tuple(dict.fromkeys([interpreter.path, interpreter.real_path]))
+        return Selection(interpreter=interpreter, stat_checks=checks)
+
+    if choice is not None:
+        wanted = _explicit_spec(choice)
+        if wanted is None:
+            command = shutil.which(choice)
+            if command is None:
+                raise InterpreterError(
+                    f"{source}: not a path, a version, a specifier or a command on PATH",
+                    hint="Use e.g. --python 3.12, --python '>=3.11' or --python /usr/bin/python3.",
+                )
+            interpreter = probe(command, cache_root)
+            _check_explicit(interpreter, spec, wants, source)
+            checks = tuple(dict.fromkeys([interpreter.path, interpreter.real_path]))
+            return Selection(interpreter=interpreter, stat_checks=checks, var_checks=("PATH",))
+        discovery = discover(cache_root)
+        chosen = best(discovery.interpreters, wanted & spec if spec is not None else wanted)
+        if chosen is None:
+            only_wanted = best(discovery.interpreters, wanted)
+            if only_wanted is not None and spec is not None:
+                raise InterpreterError(
+                    f"{wants}, but {source} selects {only_wanted.describe()}",
+                    hint=f"Drop --python, or choose a Python that satisfies {requires_python}.",
+                )
+            too_old = [i for i in discovery.interpreters if not i.supported and i.version_obj in wanted]
+            if too_old:
+                raise _unsupported(too_old[0], source)
+            raise InterpreterError(
+                f"no installed Python matches {source}"
+                + (f" and {requires_python}" if spec is not None else ""),
+                hint="Install that Python (e.g. `pyenv install`, `uv python install`, your "
+                "package manager), or pass its path with --python /path/to/python. "
+                f"runner supports {SUPPORTED_TARGETS}.",
+                details=_listing(discovery),
+            )
+        return Selection(
+            interpreter=chosen,
+            stat_checks=_dir_checks(discovery, chosen),
+            var_checks=DISCOVERY_VARS,
         )
-    else:
+
+    if spec is None:
         interpreter = probe(current_python(), cache_root)
-        source = "runner's own interpreter"
+        if not interpreter.supported:
+            raise _unsupported(interpreter, "runner's own interpreter")
+        checks = tuple(dict.fromkeys([interpreter.path, interpreter.real_path]))
+        return Selection(interpreter=interpreter, stat_checks=checks)
+
+    discovery = discover(cache_root)
+    chosen = best(discovery.interpreters, spec)
+    if chosen is None:
+        raise InterpreterError(
+            f"{wants}, and no installed Python satisfies it",
+            hint=f"Install a Python that satisfies {requires_python} (e.g. `pyenv install`, "
+            "`uv python install`, your package manager), or pass one with "
+            "--python /path/to/python.",
+            details=_listing(discovery),
+        )
+    return Selection(
+        interpreter=chosen, stat_checks=_dir_checks(discovery, chosen), var_checks=DISCOVERY_VARS
+    )
+
+
+def _check_explicit(
+    interpreter: Interpreter, spec: SpecifierSet | None, wants: str, source: str
+) -> None:
     if spec is not None and not spec.contains(interpreter.version_obj, prereleases=True):
         raise InterpreterError(
-            f"the script requires Python {requires_python}, but {source} is "
-            f"{interpreter.describe()}",
-            hint="Run it with a matching interpreter: runner run --python /path/to/python SCRIPT",
+            f"{wants}, but {source} is {interpreter.describe()}",
+            hint="Drop --python (runner then picks a matching installed Python), or choose "
+            "one that satisfies the requirement.",
         )
-    checks = tuple(dict.fromkeys([interpreter.path, interpreter.real_path]))
-    return Selection(interpreter=interpreter, stat_checks=checks)
+    if not interpreter.supported:
+        raise _unsupported(interpreter, source)
