@@ -200,6 +200,33 @@ class Cache:
         finally:
             lock.release()
 
+    @contextlib.contextmanager
+    def try_build_lock(self, key: str) -> Iterator[bool]:
+        """Take the key's build lock without waiting; yield whether it is held.
+
+        For cleanup: a busy lock means a build of this key is in progress. Where the
+        filesystem cannot lock, yields True (correctness never depends on this lock).
+        """
+        import filelock
+
+        path = self.locks / f"{key}.lock"
+        if os.environ.get("RUNNER_LOCK") == "soft":
+            lock: filelock.BaseFileLock = filelock.SoftFileLock(str(path))
+        else:
+            lock = filelock.FileLock(str(path))
+        try:
+            lock.acquire(blocking=False)
+        except filelock.Timeout:
+            yield False
+            return
+        except (OSError, NotImplementedError):
+            yield True
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
     @staticmethod
     def _owner_text(owner: Path) -> str:
         try:

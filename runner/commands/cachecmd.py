@@ -1,9 +1,268 @@
-"""Commands of this group (filled in by its issue)."""
+"""`runner cache dir|list|prune|clean|verify`: inspect and clean the cache safely.
+
+JSON schemas (stable; `"version"` changes if a field changes meaning or goes away):
+
+`runner cache list --json`::
+
+    {"version": 1, "root": str,
+     "environments": [{"key": str, "short_key": str, "path": str,
+                       "state": "published" | "aliased" | "unpublished" | "incomplete",
+                       "requirements": [str], "installed": [{"name": str, "version": str}],
+                       "interpreter": str, "size": int (bytes),
+                       "created": float | null, "last_used": float | null  (Unix seconds),
+                       "in_use": bool | null  (null: the filesystem cannot tell),
+                       "scripts": [str]  (scripts that used it, most recent first)}]}
+
+`runner cache prune --json` and `runner cache clean --json`::
+
+    {"version": 1, "dry_run": bool, "complete": bool, "bytes_freed": int,
+     "removed": [{"kind": "environment" | "unpublished" | "trash" | "alias" | "pointer" | "temp",
+                  "path": str, "key": str | null, "size": int, "reason": str}],
+     "kept": [{"key": str, "path": str,
+               "reason": "in use" | "build in progress" | "cannot lock"}],
+     "not_found": [str]  (clean SCRIPT...: scripts without an environment)}
+
+`runner cache verify --json`::
+
+    {"version": 1, "repair": bool,
+     "environments": [{"key": str, "path": str, "state": str, "ok": bool,
+                       "problems": [str], "action": str | null}]}
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from dataclasses import asdict
+from typing import Annotated, Any
+
 import typer
+
+JSON_VERSION = 1
+
+cache_app = typer.Typer(
+    name="cache",
+    help="Inspect and clean runner's cache (never touches environments of running scripts).",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="Only report what would be removed.")]
+GraceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--grace",
+        hidden=True,
+        help="Age before unpublished leftovers are removed (default 1h, or RUNNER_PRUNE_GRACE).",
+    ),
+]
+
+
+def _cache() -> Any:
+    from runner.cache import Cache
+
+    return Cache()
+
+
+def _emit_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+@cache_app.command("dir")
+def dir_() -> None:
+    """Print the cache root."""
+    print(_cache().root)
+
+
+@cache_app.command("list")
+def list_(json_: JsonOpt = False) -> None:
+    """One row per environment: key, dependencies, interpreter, size, age, use."""
+    from runner import lifecycle
+
+    cache = _cache()
+    infos = lifecycle.list_environments(cache)
+    if json_:
+        envs = []
+        for info in infos:
+            row = asdict(info)
+            row["short_key"] = info.short_key
+            row["requirements"] = list(info.requirements)
+            row["installed"] = [{"name": n, "version": v} for n, v in info.installed]
+            row["scripts"] = list(info.scripts)
+            envs.append(row)
+        _emit_json({"version": JSON_VERSION, "root": str(cache.root), "environments": envs})
+        return
+    print(render_table(infos))
+
+
+def _deps(info: Any) -> str:
+    if info.state == "incomplete":
+        return "(incomplete)"
+    if not info.requirements:
+        return "(no dependencies)"
+    text = ", ".join(info.requirements)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def render_table(infos: Any) -> str:
+    from runner.lifecycle import format_age, format_size
+
+    if not infos:
+        return "no environments in the cache"
+    now = time.time()
+    header = ("KEY", "STATE", "DEPENDENCIES", "PYTHON", "SIZE", "CREATED", "LAST USED", "IN USE", "SCRIPTS")
+    rows = [header]
+    for info in infos:
+        in_use = "?" if info.in_use is None else ("yes" if info.in_use else "no")
+        scripts = ", ".join(info.scripts[:2]) + (f" (+{len(info.scripts) - 2})" if len(info.scripts) > 2 else "")
+        rows.append(
+            (
+                info.short_key,
+                info.state,
+                _deps(info),
+                info.interpreter,
+                format_size(info.size),
+                format_age(info.created, now),
+                format_age(info.last_used, now),
+                in_use,
+                scripts or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows]
+    total = sum(i.size for i in infos)
+    lines.append(f"{len(infos)} environment{'s' if len(infos) != 1 else ''}, {format_size(total)}")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _result_json(result: Any, not_found: list[str]) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "dry_run": result.dry_run,
+        "complete": result.complete,
+        "bytes_freed": result.bytes_freed,
+        "removed": [asdict(r) for r in result.removed],
+        "kept": [asdict(k) for k in result.kept],
+        "not_found": not_found,
+    }
+
+
+def render_result(result: Any, not_found: list[str]) -> str:
+    from runner.lifecycle import format_size
+
+    verb = "would remove" if result.dry_run else "removed"
+    lines = []
+    for r in result.removed:
+        lines.append(f"runner: {verb} {r.kind} {r.path} ({format_size(r.size)}; {r.reason})")
+    for k in result.kept:
+        lines.append(f"runner: kept {k.path} ({k.reason})")
+    for script in not_found:
+        lines.append(f"runner: no environment found for {script}")
+    if not result.complete:
+        lines.append("runner: stopped early (time budget); run again to finish")
+    envs = sum(1 for r in result.removed if r.kind in ("environment", "unpublished"))
+    lines.append(
+        f"runner: {verb} {envs} environment{'s' if envs != 1 else ''} and "
+        f"{len(result.removed) - envs} other entr{'ies' if len(result.removed) - envs != 1 else 'y'}, "
+        f"{'would free' if result.dry_run else 'freed'} {format_size(result.bytes_freed)}; "
+        f"{len(result.kept)} kept"
+    )
+    return "\n".join(lines)
+
+
+def _grace(text: str | None) -> float | None:
+    from runner.lifecycle import parse_duration
+
+    return None if text is None else parse_duration(text)
+
+
+@cache_app.command()
+def prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Remove environments unused this long (30d, 12h, 90m).")
+    ] = "30d",
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+    grace: GraceOpt = None,
+) -> None:
+    """Remove unused environments, killed builds' leftovers and stale entries."""
+    from runner import lifecycle
+
+    result = lifecycle.prune(
+        _cache(),
+        older_than=lifecycle.parse_duration(older_than),
+        dry_run=dry_run,
+        grace=_grace(grace),
+    )
+    if json_:
+        _emit_json(_result_json(result, []))
+    else:
+        _err(render_result(result, []))
+
+
+@cache_app.command()
+def clean(
+    scripts: Annotated[
+        list[str] | None, typer.Argument(help="Only the environments serving these scripts.")
+    ] = None,
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+    grace: GraceOpt = None,
+) -> None:
+    """Remove every environment not in use (or only those serving SCRIPT...)."""
+    from runner import lifecycle
+
+    result, not_found = lifecycle.clean(
+        _cache(), scripts=list(scripts or ()), dry_run=dry_run, grace=_grace(grace)
+    )
+    if json_:
+        _emit_json(_result_json(result, not_found))
+    else:
+        _err(render_result(result, not_found))
+
+
+@cache_app.command()
+def verify(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Unpublish damaged environments so they are rebuilt.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Check every environment's files against their RECORDs; exit 1 if any is damaged."""
+    from runner import lifecycle
+
+    checks = lifecycle.verify(_cache(), repair=repair)
+    bad = [c for c in checks if not c.ok]
+    if json_:
+        _emit_json(
+            {
+                "version": JSON_VERSION,
+                "repair": repair,
+                "environments": [
+                    {**asdict(c), "problems": list(c.problems), "ok": c.ok} for c in checks
+                ],
+            }
+        )
+    else:
+        for c in bad:
+            _err(f"runner: damaged environment {c.path}:")
+            for problem in c.problems:
+                _err(f"  {problem}")
+            if c.action:
+                _err(f"  -> {c.action}")
+        _err(f"runner: checked {len(checks)} environment{'s' if len(checks) != 1 else ''}, "
+             f"{len(bad)} damaged")
+    unrepaired = [c for c in bad if c.action not in ("unpublished", "removed")]
+    if unrepaired:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app."""
+    """Add the `cache` command group to the top-level app."""
+    app.add_typer(cache_app, name="cache")
