@@ -173,6 +173,9 @@ def ensure_environment(
         checkpoint("publish")
         cache.publish(key, env_dir)
         reporter.info(f"environment ready in {reporter.elapsed():.1f} s")
+    from runner.lifecycle import maybe_auto_prune  # cold path only, after the lock is released
+
+    maybe_auto_prune(cache, reporter)
     return env_dir
 
 
