@@ -228,4 +228,6 @@ def build(
     except BaseException:
         remove_tree(env_dir)
         raise
+    finally:
+        reporter.end_status()  # erase the live status line before anyone else writes
     return env_dir
