@@ -1,9 +1,323 @@
-"""Commands of this group (filled in by its issue)."""
+"""Authoring and integration commands: init, add, remove, python, sync; stdin scripts for run."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer evaluates the commands' annotations, and
+# the option types are imported from runner.cli inside register(), not at module level.
+
+import contextlib
+import hashlib
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from runner.errors import ScriptError, UsageError
+
+PathArg = Annotated[str, typer.Argument(help="The script file.")]
+
+
+# --------------------------------------------------------------------------- helpers for cli.run
+
+
+def check_depth(script: str) -> None:
+    """Refuse to start another nested runner launch once RUNNER_DEPTH reaches the limit.
+
+    Every launch sets RUNNER_DEPTH one higher for the script it starts, so a script that
+    starts itself through runner (its shebang, or a `runner run` on itself) is stopped here
+    instead of nesting processes without end.
+    """
+    from runner.fastpath import max_depth, nesting_depth
+
+    depth, limit = nesting_depth(), max_depth()
+    if depth >= limit:
+        raise ScriptError(
+            f"{script}: runner launches are nested {depth} deep (RUNNER_DEPTH={depth}); "
+            "the script seems to start itself through runner",
+            hint="A script that runs itself with `runner run` (or execs itself through a "
+            "`#!/usr/bin/env -S runner run` shebang) loops forever; make the call "
+            "conditional. If the nesting is intended, raise RUNNER_MAX_DEPTH "
+            f"(now {limit}).",
+        )
+
+
+def stdin_script(data: bytes | None = None) -> str:
+    """Store a script read from standard input in the cache; return its path.
+
+    The file is content-addressed (`<cache>/stdin/<sha256>.py`), so the same text always
+    has the same path and its environment is chosen by its metadata like any other script.
+    """
+    from runner.cache import Cache
+    from runner.fsutil import atomic_write_bytes
+
+    if data is None:
+        data = sys.stdin.buffer.read()
+    cache = Cache()
+    cache.ensure()
+    directory = cache.root / "stdin"
+    path = directory / f"{hashlib.sha256(data).hexdigest()}.py"
+    try:
+        directory.mkdir(mode=0o755, exist_ok=True)
+        try:
+            if path.read_bytes() == data:
+                return str(path)
+        except FileNotFoundError:
+            pass
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        from runner.errors import CacheError
+
+        raise CacheError(
+            f"cannot store the script from standard input in {directory}: {exc.strerror}",
+            hint="Check that the runner cache is writable, or save the script to a file.",
+        ) from None
+    return str(path)
+
+
+def resolve_run_script(script: str) -> str:
+    """What `runner run SCRIPT` runs: `-` becomes the stored standard input."""
+    check_depth(script)
+    if script == "-":
+        return stdin_script()
+    return script
+
+
+# --------------------------------------------------------------------------- file writes
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ScriptError(
+            f"script not found: {path}", hint=f"Create it first with `runner init {path}`."
+        ) from None
+    except IsADirectoryError:
+        raise ScriptError(f"{path} is a directory, not a script") from None
+    except OSError as exc:
+        raise ScriptError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _replace(path: str, data: bytes) -> None:
+    """Atomically replace the script's content, keeping its permission bits."""
+    from runner.fsutil import atomic_write_bytes
+
+    real = Path(os.path.realpath(path))  # edit the target of a symlink, keep the link
+    try:
+        mode = stat.S_IMODE(os.stat(real).st_mode)
+        atomic_write_bytes(real, data, mode=mode)
+    except OSError as exc:
+        raise ScriptError(
+            f"cannot write {path}: {exc.strerror}",
+            hint="Check that the file and its directory are writable.",
+        ) from None
+
+
+def create_new(path: str, data: bytes, *, executable: bool) -> None:
+    """Write a new file atomically; never replace an existing one (link(2) refuses)."""
+    target = Path(path)
+    if os.path.lexists(target):
+        raise ScriptError(
+            f"{path} already exists; not overwriting it",
+            hint=f"Choose another name, or edit it with `runner add {path} REQ`.",
+        )
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = (0o777 if executable else 0o666) & ~umask
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+    except FileNotFoundError:
+        raise ScriptError(
+            f"cannot create {path}: the directory {target.parent} does not exist"
+        ) from None
+    except OSError as exc:
+        raise ScriptError(f"cannot create {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise ScriptError(f"{path} already exists; not overwriting it") from None
+        except OSError:
+            # No hard links here (some network and FUSE filesystems): exclusive create.
+            with open(target, "xb") as f:
+                f.write(data)
+            os.chmod(target, mode)
+    except FileExistsError:
+        raise ScriptError(f"{path} already exists; not overwriting it") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+# --------------------------------------------------------------------------- commands
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
+    from runner.cli import (
+        ExcludeNewerOpt,
+        ExtraIndexOpt,
+        FindLinksOpt,
+        IndexUrlOpt,
+        InstallerOpt,
+        NoIndexOpt,
+        OfflineOpt,
+        PythonOpt,
+        QuietOpt,
+        RefreshOpt,
+        VerboseOpt,
+        WithOpt,
+        run_options,
+    )
+
+    @app.command()
+    def init(
+        script: PathArg,
+        python: Annotated[
+            str | None,
+            typer.Option("--python", "-p", help="requires-python: 3.12 (meaning >=3.12) or a specifier."),
+        ] = None,
+        dep: Annotated[
+            list[str] | None, typer.Option("--dep", "-d", help="A dependency (repeatable).")
+        ] = None,
+        shebang: Annotated[
+            bool, typer.Option("--shebang", help="Make it an executable command (#!/usr/bin/env -S runner run).")
+        ] = False,
+    ) -> None:
+        """Create a new script with a metadata block; never overwrites a file."""
+        from runner.edit import new_script
+
+        data = new_script(requires_python=python, dependencies=list(dep or []), shebang=shebang)
+        create_new(script, data, executable=shebang)
+        sys.stderr.write(f"runner: created {script}\n")
+
+    @app.command()
+    def add(
+        script: PathArg,
+        requirements: Annotated[
+            list[str] | None, typer.Argument(help="Requirements such as 'requests>=2.31'.")
+        ] = None,
+        python: Annotated[
+            str | None,
+            typer.Option("--python", "-p", help="Set requires-python: 3.12 (meaning >=3.12) or a specifier."),
+        ] = None,
+    ) -> None:
+        """Add dependencies to a script's block (a name already present is replaced)."""
+        from runner import edit
+
+        reqs = list(requirements or [])
+        if not reqs and python is None:
+            raise UsageError(
+                "nothing to add", hint=f"Name requirements (runner add {script} 'rich>=13') or --python."
+            )
+        edit.validate_requirements(reqs)
+        if python is not None:
+            edit.python_specifier(python)
+        data = _read(script)
+        new = data
+        if reqs:
+            new = edit.add_requirements(new, reqs, script)
+        if python is not None:
+            new = edit.set_requires_python(new, python, script)
+        if new != data:
+            _replace(script, new)
+        what = ", ".join(reqs + ([f"requires-python {edit.python_specifier(python)}"] if python else []))
+        sys.stderr.write(f"runner: {script}: set {what}\n")
+
+    @app.command()
+    def remove(
+        script: PathArg,
+        names: Annotated[list[str], typer.Argument(help="Names of the dependencies to remove.")],
+    ) -> None:
+        """Remove dependencies from a script's block."""
+        from runner import edit
+
+        data = _read(script)
+        new = edit.remove_requirements(data, list(names), script)
+        _replace(script, new)
+        sys.stderr.write(f"runner: {script}: removed {', '.join(names)}\n")
+
+    @app.command("python")
+    def python_cmd(
+        script: PathArg,
+        python: PythonOpt = None,
+        with_: WithOpt = None,
+        index_url: IndexUrlOpt = None,
+        extra_index_url: ExtraIndexOpt = None,
+        find_links: FindLinksOpt = None,
+        no_index: NoIndexOpt = False,
+        exclude_newer: ExcludeNewerOpt = None,
+        offline: OfflineOpt = False,
+        installer: InstallerOpt = None,
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        """Print the interpreter of the script's environment (building it if needed)."""
+        from runner import api, fastpath
+        from runner.cache import Cache
+        from runner.report import Reporter
+
+        options = run_options(
+            python, with_, index_url, extra_index_url, find_links, no_index, exclude_newer,
+            False, False, offline, installer,
+        )
+        reporter = Reporter(quiet=quiet, verbose=verbose)
+        _, env_dir = api.environment_for(api.load_script(script), options, Cache(), reporter)  # type: ignore[arg-type]
+        print(fastpath.env_python(str(env_dir)))
+
+    @app.command()
+    def sync(
+        scripts: Annotated[list[str], typer.Argument(help="Scripts whose environments to build.")],
+        python: PythonOpt = None,
+        with_: WithOpt = None,
+        index_url: IndexUrlOpt = None,
+        extra_index_url: ExtraIndexOpt = None,
+        find_links: FindLinksOpt = None,
+        no_index: NoIndexOpt = False,
+        exclude_newer: ExcludeNewerOpt = None,
+        refresh: RefreshOpt = False,
+        offline: OfflineOpt = False,
+        installer: InstallerOpt = None,
+        json_: Annotated[bool, typer.Option("--json", help="Print the paths as JSON on stdout.")] = False,
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        """Build the scripts' environments without running anything (before a batch)."""
+        import json
+
+        from runner import api, fastpath
+        from runner.cache import Cache
+        from runner.report import Reporter
+
+        options = run_options(
+            python, with_, index_url, extra_index_url, find_links, no_index, exclude_newer,
+            False, refresh, offline, installer,
+        )
+        reporter = Reporter(quiet=quiet, verbose=verbose)
+        cache = Cache()
+        # Read every script first: a typo in the last one should fail before any build.
+        loaded = [api.load_script(s) for s in scripts]
+        results = []
+        for script in loaded:
+            prepared, env_dir = api.environment_for(script, options, cache, reporter)  # type: ignore[arg-type]
+            results.append(
+                {
+                    "script": script.path,
+                    "python": fastpath.env_python(str(env_dir)),
+                    "environment": str(env_dir),
+                    "key": prepared.spec.key,
+                }
+            )
+            if not json_:
+                reporter.info(f"{script.path}: {env_dir}")
+        if json_:
+            print(json.dumps(results, indent=2))
+
