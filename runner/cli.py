@@ -117,6 +117,9 @@ def run(
         locked, refresh, offline, installer,
     )
     reporter = Reporter(quiet=quiet, verbose=verbose)
+    from runner.commands.authoring import resolve_run_script  # `-` (stdin), nesting depth
+
+    script = resolve_run_script(script)
     raise typer.Exit(api.run(script, list(args or []), options, reporter))  # type: ignore[arg-type]
 
 
