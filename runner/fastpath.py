@@ -19,6 +19,9 @@ MANIFEST_NAME = "runner-env.json"
 LEASE_NAME = "runner-lease"
 # Last use is recorded by touching the lease file, at most this often.
 TOUCH_INTERVAL_NS = 3600 * 10**9
+# Every launch passes RUNNER_DEPTH + 1 to the script; at this depth (RUNNER_MAX_DEPTH
+# overrides) the CLI refuses to launch again: a script starting itself through runner.
+MAX_DEPTH = 16
 
 _TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
@@ -83,9 +86,9 @@ def find_blocks(lines: list[str]) -> list[tuple[str, int, int]]:
             j += 1
         if j - 1 > i and lines[j - 1] == "# ///":
             blocks.append((kind, i, j - 1))
-            i = j
-        else:
-            i += 1
+        # Closed or not, no opener inside this run can start a block of its own: its run
+        # would end at the same line. Skipping the run keeps the scan linear.
+        i = j
     return blocks
 
 
@@ -96,7 +99,7 @@ def block_content(lines: list[str], start: int, end: int) -> str:
 
 def script_block(text: str) -> tuple[str, int] | None | bool:
     """Return (content, opener index) of the single `script` block, None, or False if duplicated."""
-    lines = split_lines(text)
+    lines = split_lines(text.removeprefix("\ufeff"))
     found = [b for b in find_blocks(lines) if b[0] == "script"]
     if not found:
         return None
@@ -276,6 +279,17 @@ def _now_ns() -> int:
     return time.time_ns()
 
 
+def nesting_depth() -> int:
+    """How many runner launches enclose this process (RUNNER_DEPTH; 0 when unset or invalid)."""
+    value = os.environ.get("RUNNER_DEPTH", "")
+    return int(value) if value.isdigit() else 0
+
+
+def max_depth() -> int:
+    value = os.environ.get("RUNNER_MAX_DEPTH", "")
+    return int(value) if value.isdigit() else MAX_DEPTH
+
+
 def exec_environment(env_dir: str, script: str, args: list[str], lease_fd: int) -> None:
     """Replace this process with the environment's Python running the script (POSIX)."""
     python = env_python(env_dir)
@@ -285,6 +299,7 @@ def exec_environment(env_dir: str, script: str, args: list[str], lease_fd: int) 
     env["PATH"] = bin_dir + os.pathsep + env["PATH"] if env.get("PATH") else bin_dir
     env.pop("PYTHONHOME", None)
     env["RUNNER_LEASE_FD"] = str(lease_fd)
+    env["RUNNER_DEPTH"] = str(nesting_depth() + 1)
     if os.environ.get("RUNNER_DEBUG_RSS"):
         _report_rss()
     sys.stdout.flush()
@@ -339,30 +354,46 @@ def parse_run_argv(argv: list[str]) -> tuple[list[tuple[str, str]], str, list[st
     return pairs, argv[i], argv[i + 1 :]
 
 
+def digest_for_bytes(
+    data: bytes, pairs: list[tuple[str, str]], lock_bytes: bytes | None, script_dir: str
+) -> str | None:
+    """The alias digest for a script's raw bytes; None where only the full parser can tell.
+
+    Decodes as the cold path's `metadata.decode_source` does for the files it accepts here:
+    a UTF-8 BOM is dropped, the rest must be UTF-8. A file whose first two lines (as
+    `tokenize.detect_encoding` reads them: split at b"\\n" only) contain `coding` may
+    declare another encoding and is left to the full parser.
+    """
+    first = data.find(b"\n")
+    second = data.find(b"\n", first + 1) if first >= 0 else -1
+    if data.find(b"coding", 0, second if second >= 0 else len(data)) >= 0:
+        return None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    found = script_block(text)
+    if found is False:
+        return None
+    content = found[0] if found else None
+    return selection_digest(content, pairs, lock_bytes, script_dir)
+
+
 def try_warm(argv: list[str]) -> None:
     """Exec the script if its environment is published and valid; return otherwise."""
     parsed = parse_run_argv(argv)
     if parsed is None or os.name != "posix":
         return
+    if "RUNNER_DEPTH" in os.environ and nesting_depth() >= max_depth():
+        return  # the full CLI reports the runaway nesting
     pairs, script, args = parsed
     try:
         with open(script, "rb") as f:
             data = f.read()
     except OSError:
         return
-    head = data[:400].split(b"\n", 2)[:2]
-    if any(b"coding" in line for line in head):
-        return  # an encoding declaration: the full parser decodes it
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return
-    found = script_block(text)
-    if found is False:
-        return
-    content = found[0] if found else None
     lock_path = lock_path_for(script)
     try:
         with open(lock_path, "rb") as f:
@@ -372,7 +403,9 @@ def try_warm(argv: list[str]) -> None:
     except OSError:
         return
     script_dir = os.path.dirname(os.path.abspath(script))
-    digest = selection_digest(content, pairs, lock_bytes, script_dir)
+    digest = digest_for_bytes(data, pairs, lock_bytes, script_dir)
+    if digest is None:
+        return
     env_dir = read_alias(default_cache_root(), digest)
     if env_dir is None:
         return

@@ -40,23 +40,33 @@ def decode_source(data: bytes, path: str) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
+        # detect_encoding also fails when line 1 or 2 is not UTF-8: say where, if so.
+        message = f"{path}: {exc.msg}"
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            message = f"{path}: cannot decode the file as utf-8{_position(data, bad.start)}"
         raise ScriptError(
-            f"{path}: {exc.msg}",
+            message,
             hint="Fix the encoding declaration on the first two lines, or save the file as UTF-8.",
         ) from None
     try:
-        text = data.decode(encoding)
+        # A BOM is dropped by the utf-8-sig codec; parse() drops one more, as the fast path
+        # does, so both agree even on a (malformed) file that starts with two.
+        return data.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:
-        where = ""
-        if isinstance(exc, UnicodeDecodeError):
-            line = data[: exc.start].count(b"\n") + 1
-            where = f" (line {line}, byte offset {exc.start})"
+        where = _position(data, exc.start) if isinstance(exc, UnicodeDecodeError) else ""
         raise ScriptError(
             f"{path}: cannot decode the file as {encoding}{where}",
             hint="Save the script as UTF-8, or declare its encoding with a "
             "'# -*- coding: NAME -*-' line at the top.",
         ) from None
-    return text.removeprefix("\ufeff")
+
+
+def _position(data: bytes, offset: int) -> str:
+    """' (line N, byte offset M)', counting \\r\\n, \\r and \\n as line ends like split_lines."""
+    line = data[:offset].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
+    return f" (line {line}, byte offset {offset})"
 
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -81,15 +91,27 @@ def parse(text: str, path: str = "<script>") -> ScriptMetadata:
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
 
+        # tomllib counts lines from the block's first content line; that is file line
+        # (opener's 1-based line = start + 1) + N, and the `# ` prefix shifts columns by 2.
         def to_file_position(match: re.Match[str]) -> str:
             return f"(at line {int(match.group(1)) + start + 1}, column {int(match.group(2)) + 2})"
 
         shifted = _TOML_POSITION.sub(to_file_position, message)
+        shifted = shifted.replace("(at end of document)", "(at the end of the block)")
         line_match = _TOML_POSITION.search(shifted)
-        line = f":{line_match.group(1)}" if line_match else f":{start + 1}"
+        # Without a position the problem is at the end: name the last content line.
+        line = f":{line_match.group(1)}" if line_match else f":{max(end, start + 1)}"
         raise MetadataError(
             f"{path}{line}: invalid TOML in the script metadata block: {shifted}",
             hint="Each line of the block is '# ' followed by TOML; fix the line named above.",
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        # tomllib lets these through: an integer longer than Python's int-string limit,
+        # arrays or inline tables nested deeper than the recursion limit.
+        reason = "values nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise MetadataError(
+            f"{path}:{start + 1}: cannot read the script metadata block: {reason}",
+            hint="Simplify the block: it should hold short TOML values.",
         ) from None
     return _validate(data, content, start, path, lines, end)
 
@@ -140,8 +162,9 @@ def _validate(
                 hint='Write it as requires-python = ">=3.11".',
             )
         try:
-            SpecifierSet(requires_python)
-        except InvalidSpecifier:
+            # contains() parses each version in it (one may overflow int()) before use.
+            SpecifierSet(requires_python).contains("3", prereleases=True)
+        except (InvalidSpecifier, ValueError):
             raise MetadataError(
                 f"{path}:{line}: 'requires-python' is not a valid version specifier: "
                 f"{requires_python!r}",
