@@ -222,6 +222,7 @@ def run_child(env_dir: Path, script: str, args: list[str]) -> int:
     env = dict(os.environ)
     env["VIRTUAL_ENV"] = str(env_dir)
     env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
+    env["RUNNER_DEPTH"] = str(fastpath.nesting_depth() + 1)
     child = subprocess.Popen([python, script, *args], env=env)
     while True:
         try:
