@@ -10,8 +10,8 @@ from pathlib import Path
 from runner import fastpath
 from runner.builder import build, checkpoint
 from runner.cache import Cache
-from runner.errors import RunnerError, ScriptError
-from runner.installers import describe_requirements, get_installer
+from runner.errors import InstallError, LockfileError, RunnerError, ScriptError, UsageError
+from runner.installers import Installer, describe_requirements, get_installer
 from runner.interpreters import Selection, select
 from runner.metadata import ScriptMetadata, decode_source, parse
 from runner.report import Reporter
@@ -109,32 +109,75 @@ class Prepared:
     spec: EnvSpec
     selection: Selection
     digest: str | None
+    # From a matching lock file: `name==version --hash=...` lines to install without resolving.
+    pinned: tuple[str, ...] | None = None
+    # Warnings decided while preparing (a stale lock), shown when the environment is built.
+    notes: tuple[str, ...] = ()
 
 
 def prepare(script: Script, options: RunOptions, cache: Cache) -> Prepared:
+    from runner import lockfile
+
     meta = script.metadata
     selection = select(meta.requires_python, options.python, cache.root)
-    index = IndexSettings(
-        index_url=options.index_url,
-        extra_index_urls=options.extra_index_urls,
-        find_links=tuple(os.path.abspath(p) if "://" not in p else p for p in options.find_links),
-        no_index=options.no_index,
-    )
+    index, exclude_newer = lockfile.index_and_cutoff(meta, script.path, script.directory, options)
+    lock_path = fastpath.lock_path_for(script.path)
+    lock = lockfile.load_lock(lock_path)
+    pinned: tuple[str, ...] | None = None
+    notes: list[str] = []
+    use_alias = True
+    lock_name = os.path.basename(lock_path)
+    if options.locked and options.refresh:
+        raise UsageError(
+            "--locked and --refresh contradict each other",
+            hint="--refresh re-resolves to the newest versions; --locked installs the lock.",
+        )
+    if lock is None:
+        if options.locked:
+            raise LockfileError(
+                f"--locked: {script.path} has no lock file ({lock_path})",
+                hint=f"Create it with `runner lock {script.path}`.",
+            )
+    else:
+        why = lock.mismatch(meta, selection.interpreter)
+        if why is None and options.with_requirements:
+            why = "--with adds requirements the lock does not cover"
+        if why is not None:
+            if options.locked:
+                raise LockfileError(
+                    f"--locked: {lock_path} is out of date: {why}",
+                    hint=f"Update it with `runner lock {script.path}`.",
+                )
+            notes.append(f"{lock_name} does not match {script.path} ({why}); resolving anew")
+            use_alias = False  # keep warning on every run until the lock is fixed
+        elif options.refresh:
+            notes.append(f"--refresh ignores {lock_name}; run `runner lock` to update it")
+            use_alias = False  # later runs must still get the locked environment
+        else:
+            pinned = tuple(lock.pinned_lines(selection.interpreter))
     spec = make_spec(
         [*meta.dependencies, *options.with_requirements],
         selection.interpreter,
         index=index,
-        exclude_newer=options.exclude_newer,
+        lock_digest=lock.digest if pinned is not None and lock is not None else None,
+        exclude_newer=exclude_newer,
     )
-    lock_bytes: bytes | None
-    try:
-        lock_bytes = Path(fastpath.lock_path_for(script.path)).read_bytes()
-    except OSError:
-        lock_bytes = None
-    digest = fastpath.selection_digest(
-        meta.block, options.selection_pairs(), lock_bytes, script.directory
+    digest = None
+    if use_alias:
+        digest = fastpath.selection_digest(
+            meta.block,
+            options.selection_pairs(),
+            lock.content if lock is not None else None,
+            script.directory,
+        )
+    return Prepared(
+        script=script,
+        spec=spec,
+        selection=selection,
+        digest=digest,
+        pinned=pinned,
+        notes=tuple(notes),
     )
-    return Prepared(script=script, spec=spec, selection=selection, digest=digest)
 
 
 def ensure_environment(
@@ -143,6 +186,8 @@ def ensure_environment(
     """Return a published environment for the spec, building it (once) if needed."""
     spec = prepared.spec
     key = spec.key
+    for note in prepared.notes:
+        reporter.warn(note)
     if not options.refresh:
         found = cache.lookup(key)
         if found is not None:
@@ -167,9 +212,7 @@ def ensure_environment(
             f"building an environment for {label} ({describe_requirements(spec.requirements)})"
         )
         installer = get_installer(options.installer or os.environ.get("RUNNER_INSTALLER"))
-        env_dir = build(
-            spec, cache, installer, reporter, offline=options.offline, refresh=options.refresh
-        )
+        env_dir = _build(prepared, options, cache, installer, reporter)
         checkpoint("publish")
         cache.publish(key, env_dir)
         reporter.info(f"environment ready in {reporter.elapsed():.1f} s")
@@ -177,6 +220,64 @@ def ensure_environment(
 
     maybe_auto_prune(cache, reporter)
     return env_dir
+
+
+def _build(
+    prepared: Prepared, options: RunOptions, cache: Cache, installer: Installer, reporter: Reporter
+) -> Path:
+    """Build the spec, from the lock's pinned artifacts when there is a matching lock."""
+    import tempfile
+
+    from runner import lockfile
+
+    spec = prepared.spec
+    with tempfile.TemporaryDirectory(prefix="runner-pins-") as tmp:
+        pinned_file = None
+        if prepared.pinned is not None:
+            reporter.info(f"installing the {len(prepared.pinned)} pinned package(s) of the lock file")
+            pinned_file = lockfile.write_pinned_file(prepared.pinned, tmp)
+        try:
+            return build(
+                spec,
+                cache,
+                installer,
+                reporter,
+                offline=options.offline,
+                refresh=options.refresh,
+                pinned_file=pinned_file,
+            )
+        except InstallError as exc:
+            if pinned_file is not None and "hash" in (exc.details or "").lower():
+                which = _hash_mismatches(cache, spec.key) or "a locked package"
+                raise LockfileError(
+                    f"{which}: the downloaded artifact does not match the sha256 recorded in "
+                    "the lock file; nothing was run",
+                    hint="Someone changed a file on the index after it was locked, or the lock "
+                    "was edited. Check the package named above; if the change is legitimate, "
+                    f"run `runner lock {prepared.script.path}` again.",
+                    details=exc.details,
+                ) from None
+            if options.offline:
+                raise type(exc)(
+                    f"--offline: {exc.message} without the network (looked in: "
+                    f"{lockfile.describe_index(spec.index)}, with pip's configuration)",
+                    hint="Run once without --offline to fetch the packages, or give a directory "
+                    "holding them with --find-links DIR (or find-links in [tool.runner]).",
+                    details=exc.details,
+                ) from None
+            raise
+
+
+def _hash_mismatches(cache: Cache, key: str) -> str | None:
+    """Name the packages whose hashes failed, from the newest install log of this key."""
+    import re
+
+    logs = sorted(cache.logs.glob(f"{key}-*.log"), key=lambda p: p.stat().st_mtime)
+    if not logs:
+        return None
+    text = logs[-1].read_text(encoding="utf-8", errors="replace")
+    found = re.findall(r"(?m)(?:^ {4}|[Hh]ash mismatch for `)([A-Za-z0-9._-]+==[^\s`:]+)", text)
+    return ", ".join(dict.fromkeys(found)) or None
 
 
 def environment_for(

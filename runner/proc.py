@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ def run(
     log = open(log_path, "w", encoding="utf-8") if log_path is not None else None  # noqa: SIM115  # closed below
     try:
         if log is not None:
-            log.write("$ " + " ".join(cmd) + "\n")
+            # URLs in the command may carry index credentials: never write those down.
+            log.write("$ " + _CREDENTIALS.sub(r"\1***@", " ".join(cmd)) + "\n")
         for line in proc.stdout:
             lines.append(line)
             if log is not None:
