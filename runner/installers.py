@@ -91,6 +91,12 @@ _NOT_FOUND = re.compile(
     r"|(?P<unsolvable>No solution found when resolving dependencies)"
 )
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
+
+
+def _redact(line: str) -> str:
+    """Index credentials in any URL of an output line never reach the screen."""
+    return _URL.sub(lambda m: redact_url(m.group(0)), line)
 # Lines that carry the diagnosis in pip's and uv's output.
 _KEY_PREFIXES = (
     "ERROR:", "error:", "× ", "╰─▶", "╰─>", "cause:", "Caused by:", "hint:", "help:", "note:",
@@ -102,7 +108,7 @@ _TAIL_OF_BLOCK = 8
 def important_lines(output: str) -> list[str]:
     """The lines of an installer's output worth showing: the errors and their causes, plus
     the last lines of any embedded build output (a compiler's error), never the whole wall."""
-    lines = [redact_url(_ANSI.sub("", line.rstrip())) for line in output.splitlines()]
+    lines = [_redact(_ANSI.sub("", line.rstrip())) for line in output.splitlines()]
     keep: list[str] = []
     block: list[str] | None = None
     for line in lines:

@@ -1,0 +1,287 @@
+"""Installers: pip and uv behind one interface, chosen by --installer; failures explained."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner import installers, proc
+from runner.errors import InstallError, NetworkError
+from runner.installers import (
+    InstallRequest,
+    PipInstaller,
+    UvInstaller,
+    find_uv,
+    get_installer,
+    important_lines,
+)
+from runner.spec import IndexSettings
+from tests.conftest import published, run_runner, store_dirs, write_script
+
+UV = find_uv()
+needs_uv = pytest.mark.skipif(UV is None, reason="uv is not installed")
+INSTALLERS = ["pip", pytest.param("uv", marks=needs_uv)]
+
+
+def local(wheelhouse: Path) -> list[str]:
+    # Index settings given as flags reach both installers (uv has no UV_NO_INDEX variable,
+    # so the offline_wheels fixture alone would send uv to the dead index).
+    return ["--no-index", "--find-links", str(wheelhouse)]
+
+
+def manifest(env_dir: Path) -> dict[str, object]:
+    return json.loads((env_dir / "runner-env.json").read_text())
+
+
+def the_env(cache: Path) -> Path:
+    (pointer,) = published(cache)
+    return pointer.resolve()
+
+
+# ---------------------------------------------------------------------------- choosing
+
+
+def test_default_is_pip() -> None:
+    assert isinstance(get_installer(None), PipInstaller)
+    assert isinstance(get_installer("PIP"), PipInstaller)
+
+
+@needs_uv
+def test_uv_and_auto_use_uv_when_it_is_available() -> None:
+    for name in ("uv", "auto"):
+        chosen = get_installer(name)
+        assert isinstance(chosen, UvInstaller)
+        assert os.access(chosen.uv, os.X_OK)
+
+
+def test_auto_falls_back_to_pip_and_explicit_uv_fails_with_a_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(installers, "find_uv", lambda: None)
+    assert isinstance(get_installer("auto"), PipInstaller)
+    with pytest.raises(InstallError) as info:
+        get_installer("uv")
+    assert "runner[uv]" in (info.value.hint or "")
+    assert info.value.exit_code == 104
+
+
+def test_unknown_installer_is_an_error() -> None:
+    with pytest.raises(InstallError, match="unknown installer 'conda'"):
+        get_installer("conda")
+
+
+def test_find_uv_falls_back_to_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "uv", None)  # the optional extra is not installed
+    fake = tmp_path / "bin" / "uv"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent))
+    assert find_uv() == str(fake)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_uv() is None
+
+
+def test_both_installers_get_the_same_settings(tmp_path: Path) -> None:
+    request = InstallRequest(
+        python="/env/bin/python",
+        requirements=("alpha>=1",),
+        index=IndexSettings(
+            index_url="http://i/simple", extra_index_urls=("http://x/simple",), find_links=("/w",)
+        ),
+        offline=True,
+        exclude_newer="2025-01-01T00:00:00Z",
+        refresh=True,
+    )
+    pip = PipInstaller().command(request, seeded=False)
+    uv = UvInstaller("/bin/uv").command(request)
+    assert uv[:6] == ["/bin/uv", "pip", "install", "--python", "/env/bin/python", "--compile-bytecode"]
+    assert "--compile" in pip
+    for cmd in (pip, uv):
+        joined = " ".join(cmd)
+        assert "--index-url http://i/simple --extra-index-url http://x/simple --find-links /w" in joined
+        assert "2025-01-01T00:00:00Z" in cmd and "--upgrade" in cmd and cmd[-1] == "alpha>=1"
+        assert "--no-config" not in cmd  # each installer keeps its own configuration
+    assert "--offline" in uv and "--refresh" in uv and "--exclude-newer" in uv
+    pinned = UvInstaller("/bin/uv").command(
+        InstallRequest(python="p", requirements=("alpha",), pinned_file=tmp_path / "req.txt")
+    )
+    assert pinned[-4:] == ["--no-deps", "--require-hashes", "-r", str(tmp_path / "req.txt")]
+    assert "alpha" not in pinned
+
+
+# ---------------------------------------------------------------------------- failure text
+
+PIP_NOT_FOUND = """\
+Looking in links: /w
+ERROR: Could not find a version that satisfies the requirement nosuch (from versions: none)
+ERROR: No matching distribution found for nosuch
+"""
+UV_NOT_FOUND = """\
+Using Python 3.11.7 environment at: /env
+  × No solution found when resolving dependencies:
+  ╰─▶ Because nosuch was not found in the package registry and you require nosuch, we can
+      conclude that your requirements are unsatisfiable.
+"""
+UV_NEW_NOT_FOUND = """\
+error: No solution found when resolving dependencies
+  cause: Because only alpha==1.0 is available and you require alpha>=2, we can conclude that your requirements are unsatisfiable.
+"""
+UV_NETWORK = """\
+error: Request failed after 3 retries in 6.7s
+  cause: Failed to fetch: http://127.0.0.1:9/simple/nosuch/
+  cause: error sending request for url (http://127.0.0.1:9/simple/nosuch/)
+  cause: tcp connect error
+  cause: Connection refused (os error 111)
+"""
+PIP_BUILD_FAILURE = (
+    "Collecting cext\n  Building wheel for cext (pyproject.toml): started\n"
+    "  error: subprocess-exited-with-error\n  \n"
+    "  × Building wheel for cext (pyproject.toml) did not run successfully.\n"
+    "  │ exit code: 1\n  ╰─> [60 lines of output]\n"
+    + "".join(f"      compiling step {i}\n" for i in range(57))
+    + "      cext.c:3:1: error: expected ';' before '}' token\n"
+    + "      error: command '/usr/bin/gcc' failed with exit code 1\n"
+    + "      [end of output]\n  \n"
+    "  note: This error originates from a subprocess, and is likely not a problem with pip.\n"
+    "  ERROR: Failed building wheel for cext\n"
+    "ERROR: Failed to build installable wheels for some pyproject.toml based projects (cext)\n"
+)
+
+
+def outcome(text: str, code: int = 1) -> proc.Outcome:
+    return proc.Outcome(cmd=("x",), returncode=code, output=text)
+
+
+@pytest.mark.parametrize(
+    ("text", "package"),
+    [(PIP_NOT_FOUND, "nosuch"), (UV_NOT_FOUND, "nosuch"), (UV_NEW_NOT_FOUND, "alpha>=2")],
+)
+def test_a_missing_package_is_named(text: str, package: str, tmp_path: Path) -> None:
+    err = installers.failure(outcome(text), "x", tmp_path / "x.log")
+    assert type(err) is InstallError
+    assert f"no release of {package} can be installed" in err.message
+    assert str(tmp_path / "x.log") in (err.hint or "")
+    assert "Using Python" not in (err.details or "") and "Looking in" not in (err.details or "")
+
+
+def test_uv_network_failure_is_a_network_error(tmp_path: Path) -> None:
+    err = installers.failure(outcome(UV_NETWORK, 2), "uv", tmp_path / "x.log")
+    assert isinstance(err, NetworkError) and err.exit_code == 105
+    assert "Connection refused" in (err.details or "")
+
+
+def test_a_build_failure_shows_the_compiler_error_not_the_wall(tmp_path: Path) -> None:
+    err = installers.failure(outcome(PIP_BUILD_FAILURE), "pip", tmp_path / "x.log")
+    details = (err.details or "").splitlines()
+    assert any("expected ';' before '}'" in line for line in details)
+    assert any("Failed building wheel for cext" in line for line in details)
+    assert not any("compiling step 10" in line for line in details)
+    assert len(details) <= 25
+
+
+def test_important_lines_strip_colour_and_credentials() -> None:
+    lines = important_lines(
+        "\x1b[31merror\x1b[0m: Failed to fetch https://user:secret@host/simple/x\n"
+    )
+    assert lines and "secret" not in lines[0] and "\x1b" not in lines[0]
+
+
+# ---------------------------------------------------------------------------- end to end
+
+SCRIPT_BODY = "import alpha, beta\nprint('ok', alpha.VERSION)\n"
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_bytecode_is_compiled_at_build_time_despite_dontwritebytecode(
+    installer: str, tmp_path: Path, cache_dir: Path, offline_wheels: Path
+) -> None:
+    script = write_script(tmp_path / "s.py", SCRIPT_BODY, ["beta"])
+    result = run_runner(
+        "run", "--installer", installer, *local(offline_wheels), str(script),
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok 1.0\n"
+    env_dir = the_env(cache_dir)
+    assert manifest(env_dir)["installer"] == installer
+    (site,) = env_dir.glob("lib/python*/site-packages")
+    compiled = {p.name.split(".")[0] for p in (site / "__pycache__").glob("*.pyc")}
+    assert {"alpha", "beta"} <= compiled
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_missing_package_exits_104_naming_it_and_the_log(
+    installer: str, tmp_path: Path, cache_dir: Path, offline_wheels: Path
+) -> None:
+    script = write_script(tmp_path / "s.py", "", ["alpha", "no-such-thing"])
+    result = run_runner("run", "--installer", installer, *local(offline_wheels), str(script))
+    assert result.returncode == 104, result.stderr
+    assert "no release of no-such-thing can be installed" in result.stderr
+    logs = list((cache_dir / "logs").glob("*.log"))
+    assert len(logs) == 1
+    assert str(logs[0]) in result.stderr
+    log = logs[0].read_text()
+    first, rest = log.split("\n", 1)
+    assert first.startswith("$ ") and installer in first
+    # The log holds everything the installer said; the message only the lines that matter.
+    marker = "Looking in links" if installer == "pip" else "Using Python"
+    assert marker in rest and marker not in result.stderr
+    assert "no-such-thing" in rest
+    assert store_dirs(cache_dir) == [] and published(cache_dir) == []
+
+
+@pytest.mark.parametrize(("first", "second"), [("pip", "uv"), ("uv", "pip")])
+def test_switching_installer_reuses_the_environment(
+    first: str, second: str, tmp_path: Path, cache_dir: Path, offline_wheels: Path
+) -> None:
+    if UV is None:
+        pytest.skip("uv is not installed")
+    script = write_script(tmp_path / "s.py", SCRIPT_BODY, ["beta"])
+    built = run_runner("run", "--installer", first, *local(offline_wheels), str(script))
+    assert built.returncode == 0, built.stderr
+    (env_dir,) = store_dirs(cache_dir)
+    for how in (["--installer", second], []):
+        for alias in (cache_dir / "scripts").iterdir():
+            alias.unlink()  # make the cold path look the environment up by its key
+        again = run_runner(
+            "run", *how, *local(offline_wheels), str(script), env={"RUNNER_INSTALLER": second}
+        )
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == "ok 1.0\n"
+        assert again.stderr == ""
+        assert store_dirs(cache_dir) == [env_dir]
+    assert manifest(env_dir)["installer"] == first
+
+
+@needs_uv
+def test_auto_builds_with_uv(tmp_path: Path, cache_dir: Path, offline_wheels: Path) -> None:
+    script = write_script(tmp_path / "s.py", SCRIPT_BODY, ["beta"])
+    result = run_runner(
+        "run", *local(offline_wheels), str(script), env={"RUNNER_INSTALLER": "auto"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert manifest(the_env(cache_dir))["installer"] == "uv"
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_verbose_streams_the_installer_output_and_quiet_is_silent(
+    installer: str, tmp_path: Path, cache_dir: Path, offline_wheels: Path
+) -> None:
+    script = write_script(tmp_path / "s.py", SCRIPT_BODY, ["beta"])
+    loud = run_runner("run", "-v", "--installer", installer, *local(offline_wheels), str(script))
+    assert loud.returncode == 0, loud.stderr
+    said = "Successfully installed alpha-1.0 beta-1.0" if installer == "pip" else "+ beta==1.0"
+    assert said in loud.stderr
+    (log,) = (cache_dir / "logs").glob("*.log")
+    assert said in log.read_text()
+    silent = run_runner(
+        "run", "-q", "--refresh", "--installer", installer, *local(offline_wheels), str(script)
+    )
+    assert silent.returncode == 0
+    assert silent.stdout == "ok 1.0\n"
+    assert silent.stderr == ""
