@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import json
 import threading
 import time
 import zipfile
@@ -13,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+
+_JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 
 
 def _record_hash(data: bytes) -> str:
@@ -72,6 +75,7 @@ def make_wheel(
 
 class _IndexHandler(http.server.SimpleHTTPRequestHandler):
     delay = 0.0
+    upload_times: dict[str, str] | None = None
     wheel_dir: Path
     requests: list[str]
     hits: list[float]
@@ -92,6 +96,9 @@ class _IndexHandler(http.server.SimpleHTTPRequestHandler):
             if not links:
                 self.send_error(404)
                 return
+            if self.upload_times is not None and _JSON_TYPE in self.headers.get("Accept", ""):
+                self._send(self._json_page(project), _JSON_TYPE)
+                return
             body = ("<html><body>" + "\n".join(links) + "</body></html>").encode()
             self._send(body, "text/html")
         elif parts[:1] == ["files"] and len(parts) == 2:
@@ -106,6 +113,23 @@ class _IndexHandler(http.server.SimpleHTTPRequestHandler):
         else:
             self.send_error(404)
 
+    def _json_page(self, project: str) -> bytes:
+        """PEP 691 JSON page with PEP 700 upload times (what --uploaded-prior-to reads)."""
+        files = []
+        for wheel in sorted(self.wheel_dir.glob("*.whl")):
+            if canonicalize_name(wheel.name.split("-")[0]) == project:
+                entry = {
+                    "filename": wheel.name,
+                    "url": f"/files/{wheel.name}",
+                    "hashes": {"sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()},
+                }
+                assert self.upload_times is not None
+                if wheel.name in self.upload_times:
+                    entry["upload-time"] = self.upload_times[wheel.name]
+                files.append(entry)
+        page = {"meta": {"api-version": "1.1"}, "name": project, "files": files}
+        return json.dumps(page).encode()
+
     def _send(self, body: bytes, content_type: str) -> None:
         self.send_response(200)
         self.send_header("Content-Type", content_type)
@@ -115,13 +139,31 @@ class _IndexHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve_index(wheel_dir: Path, *, delay: float = 0.0) -> Iterator[tuple[str, list[str]]]:
-    """Serve `wheel_dir` as a simple index on 127.0.0.1; yields (index URL, request log)."""
-    requests: list[str] = []
+def serve_index(
+    wheel_dir: Path,
+    *,
+    delay: float = 0.0,
+    requests: list[str] | None = None,
+    upload_times: dict[str, str] | None = None,
+) -> Iterator[tuple[str, list[str]]]:
+    """Serve `wheel_dir` as a simple index on 127.0.0.1; yields (index URL, request log).
+
+    With `upload_times` ({wheel file name: RFC 3339 time}), clients asking for the JSON
+    simple API get it, with those upload times; HTML pages are unchanged.
+
+    Pass your own `requests` list (e.g. one whose append sets an event) to observe requests.
+    """
+    requests = requests if requests is not None else []
     handler = type(
         "Handler",
         (_IndexHandler,),
-        {"delay": delay, "wheel_dir": wheel_dir, "requests": requests, "hits": []},
+        {
+            "delay": delay,
+            "wheel_dir": wheel_dir,
+            "requests": requests,
+            "hits": [],
+            "upload_times": upload_times,
+        },
     )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
