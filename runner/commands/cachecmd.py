@@ -234,7 +234,7 @@ def verify(
     ] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Check every environment's files against their RECORDs; exit 1 if any is damaged."""
+    """Check every environment's files against their RECORDs (exit 106 if any is damaged)."""
     from runner import lifecycle
 
     checks = lifecycle.verify(_cache(), repair=repair)
@@ -260,7 +260,15 @@ def verify(
              f"{len(bad)} damaged")
     unrepaired = [c for c in bad if c.action not in ("unpublished", "removed")]
     if unrepaired:
-        raise typer.Exit(1)
+        from runner.errors import CacheError
+
+        raise CacheError(
+            f"{len(unrepaired)} damaged environment{'s' if len(unrepaired) != 1 else ''} in "
+            f"the cache",
+            hint="Run `runner cache verify --repair` to unpublish them; the next run rebuilds."
+            if not repair
+            else "They are in use or being rebuilt; run `runner cache verify --repair` again later.",
+        )
 
 
 def register(app: typer.Typer) -> None:
