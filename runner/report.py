@@ -154,6 +154,7 @@ def _isatty(stream: TextIO) -> bool:
 
 def _columns(stream: TextIO) -> int:
     try:
-        return max(os.get_terminal_size(stream.fileno()).columns, 20)
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, ValueError, OSError):
         return 80
+    return max(columns, 20) if columns else 80  # a pty nobody sized reports 0
