@@ -167,8 +167,11 @@ def _block_lines(requires_python: str | None, dependencies: list[str]) -> list[s
 
 
 def new_script(
-    *, requires_python: str | None = None, dependencies: list[str] | None = None,
-    shebang: bool = False, newline: str = "\n",
+    *,
+    requires_python: str | None = None,
+    dependencies: list[str] | None = None,
+    shebang: bool = False,
+    newline: str = "\n",
 ) -> bytes:
     """The text of a new script with a valid block and a small main()."""
     deps = [str(r) for r in validate_requirements(list(dependencies or []))]
@@ -202,7 +205,9 @@ def _content(line: str) -> str:
 
 def _key_line(texts: list[str], start: int, end: int, key: str) -> tuple[int, re.Match[str]] | None:
     """The first top-level `key = ...` line of the block (before any table header)."""
-    pattern = re.compile(rf"^(\s*)(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')\s*=\s*")
+    pattern = re.compile(
+        rf"^(\s*)(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')\s*=\s*"
+    )
     for i in range(start + 1, end):
         content = _content(texts[i])
         if content.lstrip().startswith("["):
@@ -312,18 +317,21 @@ def _edit_dependencies(src: _Source, start: int, end: int, target: list[str]) ->
     for key in keys:  # the first entry of a name stays in place; later ones go
         keep.append(key in target_keys and key not in seen)
         seen.add(key)
-    kept = [k for k, kp in zip(keys, keep) if kp]
+    kept = [k for k, kp in zip(keys, keep, strict=True) if kp]
     if kept != [k for k in target_keys if k in kept]:
         raise _Unsupported("reordered entries")
     deleted: list[int] = []
-    for item, key, kp in reversed(list(zip(items, keys, keep))):
+    for item, key, kp in reversed(list(zip(items, keys, keep, strict=True))):
         line_content = _content(src.texts[item.line])
         if kp:
             wanted = target[target_keys.index(key)]
             if item.value != wanted:
                 src.set(
                     item.line,
-                    "# " + line_content[: item.start] + toml_string(wanted) + line_content[item.end :],
+                    "# "
+                    + line_content[: item.start]
+                    + toml_string(wanted)
+                    + line_content[item.end :],
                 )
             continue
         if item.comma and item.comma[0] != item.line:
@@ -337,10 +345,10 @@ def _edit_dependencies(src: _Source, start: int, end: int, target: list[str]) ->
             cut_end += 1
         src.set(item.line, "# " + (line_content[: item.start] + line_content[cut_end:]).rstrip())
     delta = -len(deleted)
-    added = [t for t, k in zip(target, target_keys) if k not in keys]
+    added = [t for t, k in zip(target, target_keys, strict=True) if k not in keys]
     if not added:
         return delta
-    survivors = [it for it, kp in zip(items, keep) if kp]
+    survivors = [it for it, kp in zip(items, keep, strict=True) if kp]
     if not survivors:
         if any(it.line == close_line for it in items):
             raise _Unsupported("entries on the closing line")
@@ -416,7 +424,7 @@ def _edit(
             if target_deps is not None:
                 end += _edit_dependencies(src, start, end, deps)
             if target_python is not None:
-                _edit_requires_python(src, start, end, python)
+                _edit_requires_python(src, start, end, target_python)
         except (_Unsupported, tomllib.TOMLDecodeError, InvalidRequirement) as exc:
             raise MetadataError(
                 f"{path}:{start + 1}: cannot edit this metadata block automatically ({exc})",
@@ -429,8 +437,14 @@ def _edit(
     return out
 
 
-def _check(after: ScriptMetadata, before: ScriptMetadata, deps: list[str], python: str | None, path: str) -> None:
-    if list(after.dependencies) != deps or after.requires_python != python or dict(after.tool) != dict(before.tool):
+def _check(
+    after: ScriptMetadata, before: ScriptMetadata, deps: list[str], python: str | None, path: str
+) -> None:
+    if (
+        list(after.dependencies) != deps
+        or after.requires_python != python
+        or dict(after.tool) != dict(before.tool)
+    ):
         raise MetadataError(
             f"{path}: editing the metadata block would not give the intended result; "
             "nothing was written",
@@ -472,7 +486,7 @@ def remove_requirements(data: bytes, names: list[str], path: str = "<script>") -
     keys = [canonicalize_name(r.name) for r in validate_requirements(names)]
     meta = parse(decode_source(data, path), path)
     present = {canonicalize_name(Requirement(d).name) for d in meta.dependencies}
-    missing = [n for n, k in zip(names, keys) if k not in present]
+    missing = [n for n, k in zip(names, keys, strict=True) if k not in present]
     if missing:
         have = ", ".join(sorted(present)) or "none"
         raise UsageError(

@@ -1,4 +1,4 @@
-"""Authoring commands end to end: init, add, remove, python, sync, stdin scripts, shebang scripts."""
+"""Authoring commands end to end: init, add, remove, python, sync, stdin and shebang scripts."""
 
 from __future__ import annotations
 
@@ -21,11 +21,19 @@ def deps_of(path: Path) -> list[str]:
     return list(parse(decode_source(path.read_bytes(), str(path))).dependencies)
 
 
-def exec_direct(path: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:  # noqa: A002
+def exec_direct(
+    path: Path, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Execute a file directly (the kernel reads its shebang), with runner on PATH."""
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     return subprocess.run(
-        [str(path), *args], env=env, input=input, capture_output=True, text=True, timeout=240, check=False
+        [str(path), *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
 
 
@@ -81,7 +89,7 @@ def test_add_and_remove_edit_in_place_keeping_mode_and_bytes(tmp_path: Path) -> 
     assert r.returncode == 0, r.stderr
     assert deps_of(script) == ["alpha", "beta>=1"]
     data = script.read_bytes()
-    assert b'#   "beta>=1",\r\n' in data and b"# requires-python = \">=3.11\"\r\n" in data
+    assert b'#   "beta>=1",\r\n' in data and b'# requires-python = ">=3.11"\r\n' in data
     assert stat.S_IMODE(os.stat(script).st_mode) == 0o750
     r = run_runner("remove", str(script), "Beta")
     assert r.returncode == 0, r.stderr
@@ -108,7 +116,9 @@ def test_python_prints_the_environment_interpreter(tmp_path: Path, offline_wheel
     assert r.returncode == 0, r.stderr
     python = r.stdout.strip()
     assert r.stdout == python + "\n" and os.path.isabs(python)
-    check = subprocess.run([python, "-c", "import alpha; print(alpha.VERSION)"], capture_output=True, text=True)
+    check = subprocess.run(
+        [python, "-c", "import alpha; print(alpha.VERSION)"], capture_output=True, text=True
+    )
     assert check.stdout == "1.0\n"
     # Built once: a second call finds it and says nothing.
     again = run_runner("python", str(script))
@@ -141,7 +151,9 @@ def test_sync_builds_several_without_running_and_reports_json(
     assert marker.exists()
 
 
-def test_sync_fails_before_building_when_a_script_is_missing(tmp_path: Path, cache_dir: Path) -> None:
+def test_sync_fails_before_building_when_a_script_is_missing(
+    tmp_path: Path, cache_dir: Path
+) -> None:
     a = write_script(tmp_path / "a.py", "", [])
     r = run_runner("sync", str(a), str(tmp_path / "missing.py"))
     assert r.returncode == 101 and "missing.py" in r.stderr
@@ -177,7 +189,9 @@ def test_stdin_script_with_bad_metadata_is_reported(cache_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["tool.py", "tool"])
-def test_shebang_scripts_run_and_are_silent_when_warm(tmp_path: Path, offline_wheels: Path, name: str) -> None:
+def test_shebang_scripts_run_and_are_silent_when_warm(
+    tmp_path: Path, offline_wheels: Path, name: str
+) -> None:
     tool = tmp_path / name
     tool.write_text(
         "#!/usr/bin/env -S runner run\n"

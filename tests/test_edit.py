@@ -40,18 +40,30 @@ def assert_only_block_changed(before: bytes, after: bytes) -> None:
     """Every line outside the metadata block is byte-for-byte the same."""
     head, tail, total = changed_region(before, after)
     opener = next(
-        (i for i, line in enumerate(lines(after)) if line.removeprefix(BOM).startswith(b"# /// script")),
+        (
+            i
+            for i, line in enumerate(lines(after))
+            if line.removeprefix(BOM).startswith(b"# /// script")
+        ),
         None,
     )
     assert opener is not None
-    closer = next(i for i, line in enumerate(lines(after)) if i > opener and line.rstrip(b"\r\n") == b"# ///")
+    closer = next(
+        i for i, line in enumerate(lines(after)) if i > opener and line.rstrip(b"\r\n") == b"# ///"
+    )
     after_lines = lines(after)
     # Lines that differ all lie between the block's opener and closer (inclusive).
     assert head >= min(opener, total), (before, after)
     assert len(after_lines) - tail <= closer + 1, (before, after)
 
 
-ONE_LINE = b'# /// script\n# requires-python = ">=3.11"\n# dependencies = ["alpha", "beta>=1"]\n# ///\nprint(1)\n'
+ONE_LINE = (
+    b"# /// script\n"
+    b'# requires-python = ">=3.11"\n'
+    b'# dependencies = ["alpha", "beta>=1"]\n'
+    b"# ///\n"
+    b"print(1)\n"
+)
 MULTI = (
     b"#!/usr/bin/env -S runner run\n"
     b"# /// script\n"
@@ -68,12 +80,12 @@ MULTI = (
     b"# ///\n"
     b"import alpha\n"
 )
-CRLF = BOM + b'# /// script\r\n# dependencies = ["alpha"]  # trailing\r\n# ///\r\nprint("\xc3\xa9")\r\n'
+CRLF = (
+    BOM
+    + b'# /// script\r\n# dependencies = ["alpha"]  # trailing\r\n# ///\r\nprint("\xc3\xa9")\r\n'
+)
 LATIN1 = (
-    b"#!/usr/bin/env python3\n"
-    b"# -*- coding: latin-1 -*-\n"
-    b"# caf\xe9 comment\n"
-    b'print("\xe9t\xe9")\n'
+    b'#!/usr/bin/env python3\n# -*- coding: latin-1 -*-\n# caf\xe9 comment\nprint("\xe9t\xe9")\n'
 )
 
 
@@ -120,9 +132,13 @@ def test_one_line_style_stays_one_line_with_its_comment() -> None:
 
 
 def test_round_trip_restores_the_original_bytes() -> None:
-    assert edit.remove_requirements(edit.add_requirements(ONE_LINE, ["gamma"]), ["gamma"]) == ONE_LINE
+    assert (
+        edit.remove_requirements(edit.add_requirements(ONE_LINE, ["gamma"]), ["gamma"]) == ONE_LINE
+    )
     trailing = MULTI.replace(b'"beta",\n', b'"beta",\n')
-    assert edit.remove_requirements(edit.add_requirements(trailing, ["gamma"]), ["gamma"]) == trailing
+    assert (
+        edit.remove_requirements(edit.add_requirements(trailing, ["gamma"]), ["gamma"]) == trailing
+    )
 
 
 def test_no_block_goes_after_shebang_and_encoding_line_in_that_encoding() -> None:
@@ -158,7 +174,7 @@ def test_no_block_edge_cases(data: bytes, prefix: bytes) -> None:
 
 def test_requires_python_set_and_replaced() -> None:
     out = edit.set_requires_python(MULTI, "3.12", "t.py")
-    assert b"# requires-python = \">=3.12\"  # keep quotes\n" in out
+    assert b'# requires-python = ">=3.12"  # keep quotes\n' in out
     assert meta(out).requires_python == ">=3.12"
     assert_only_block_changed(MULTI, out)
     no_key = b'# /// script\n# dependencies = ["alpha"]\n# ///\n'
@@ -170,7 +186,11 @@ def test_requires_python_set_and_replaced() -> None:
 
 
 def test_adding_a_present_name_replaces_every_entry_of_it() -> None:
-    data = b'# /// script\n# dependencies = [\n#   "alpha>1",\n#   "beta",\n#   "Alpha<3; python_version<\'4\'",\n# ]\n# ///\n'
+    data = (
+        b"# /// script\n# dependencies = [\n"
+        b'#   "alpha>1",\n#   "beta",\n#   "Alpha<3; python_version<\'4\'",\n'
+        b"# ]\n# ///\n"
+    )
     out = edit.add_requirements(data, ["alpha==2"], "t.py")
     assert list(meta(out).dependencies) == ["alpha==2", "beta"]
 
@@ -203,7 +223,9 @@ def test_new_script_is_valid() -> None:
 
 
 NAMES = st.sampled_from(["alpha", "beta", "gamma", "delta", "Eps_Ilon", "zeta"])
-OPS = st.lists(st.tuples(st.booleans(), NAMES, st.sampled_from(["", ">=1", "<3", "[x]"])), max_size=8)
+OPS = st.lists(
+    st.tuples(st.booleans(), NAMES, st.sampled_from(["", ">=1", "<3", "[x]"])), max_size=8
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -215,20 +237,35 @@ OPS = st.lists(st.tuples(st.booleans(), NAMES, st.sampled_from(["", ">=1", "<3",
     trailing_comment=st.booleans(),
 )
 def test_any_sequence_of_edits_matches_a_model(
-    start: list[str], ops: list[tuple[bool, str, str]], multi: bool, newline: str, trailing_comment: bool
+    start: list[str],
+    ops: list[tuple[bool, str, str]],
+    multi: bool,
+    newline: str,
+    trailing_comment: bool,
 ) -> None:
     from packaging.utils import canonicalize_name
 
     if multi:
-        body = ["dependencies = ["] + [f'    "{n}",' + ("  # c" if trailing_comment else "") for n in start] + ["]"]
+        body = (
+            ["dependencies = ["]
+            + [f'    "{n}",' + ("  # c" if trailing_comment else "") for n in start]
+            + ["]"]
+        )
     else:
-        body = ["dependencies = [" + ", ".join(f'"{n}"' for n in start) + "]" + ("  # c" if trailing_comment else "")]
+        body = [
+            "dependencies = ["
+            + ", ".join(f'"{n}"' for n in start)
+            + "]"
+            + ("  # c" if trailing_comment else "")
+        ]
     text = newline.join(["# /// script", *("# " + b for b in body), "# ///", "import sys", ""])
     data = text.encode()
     model = list(start)
     for is_add, name, spec in ops:
         key = canonicalize_name(name)
-        present = [i for i, d in enumerate(model) if canonicalize_name(re.split(r"[\[<>=]", d)[0]) == key]
+        present = [
+            i for i, d in enumerate(model) if canonicalize_name(re.split(r"[\[<>=]", d)[0]) == key
+        ]
         if is_add:
             req = name + spec
             data = edit.add_requirements(data, [req], "t.py")

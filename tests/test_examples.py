@@ -39,7 +39,9 @@ def with_path(**extra: str) -> dict[str, str]:
 def fake_rich(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A wheelhouse holding a tiny `rich` 13.0 (hello.py needs rich>=13)."""
     house = tmp_path / "wheels"
-    make_wheel(house, "rich", "13.0", modules={"rich.__init__": "", "rich.console": FAKE_RICH_CONSOLE})
+    make_wheel(
+        house, "rich", "13.0", modules={"rich.__init__": "", "rich.console": FAKE_RICH_CONSOLE}
+    )
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(house))
     monkeypatch.setenv("UV_NO_INDEX", "1")
@@ -57,19 +59,34 @@ def test_hello(fake_rich: Path) -> None:
 
 def test_wordcount_is_a_shebang_command(tmp_path: Path) -> None:
     tool = EXAMPLES / "wordcount"
-    assert os.access(tool, os.X_OK) and tool.read_text().startswith("#!/usr/bin/env -S runner run\n")
+    assert os.access(tool, os.X_OK) and tool.read_text().startswith(
+        "#!/usr/bin/env -S runner run\n"
+    )
     (tmp_path / "a.txt").write_text("one two\nthree\n")
     (tmp_path / "b.txt").write_text("four\n")
     r = subprocess.run(
-        [str(tool), "a.txt", "b.txt"], cwd=tmp_path, env=with_path(),
-        capture_output=True, text=True, timeout=240, check=False,
+        [str(tool), "a.txt", "b.txt"],
+        cwd=tmp_path,
+        env=with_path(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[:3] == [
-        f"{2:8} {3:8} {14:8} a.txt", f"{1:8} {1:8} {5:8} b.txt", f"{3:8} {4:8} {19:8} total"
+        f"{2:8} {3:8} {14:8} a.txt",
+        f"{1:8} {1:8} {5:8} b.txt",
+        f"{3:8} {4:8} {19:8} total",
     ]
     warm = subprocess.run(
-        [str(tool)], input="x y z\n", env=with_path(), capture_output=True, text=True, timeout=60, check=False
+        [str(tool)],
+        input="x y z\n",
+        env=with_path(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert warm.stdout == f"{1:8} {3:8} {6:8} -\n" and warm.stderr == ""
 
@@ -81,7 +98,11 @@ def test_batch_prebuilds_once_then_fans_out(tmp_path: Path, cache_dir: Path) -> 
         (inputs / f"part{i:02}.txt").write_text(f"{i}\n{i + 2}\n")
     r = subprocess.run(
         [str(EXAMPLES / "batch" / "run_batch.sh"), str(inputs), str(out), "4"],
-        env=with_path(), capture_output=True, text=True, timeout=300, check=False,
+        env=with_path(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert r.returncode == 0, r.stderr
     results = {p.name: json.loads(p.read_text()) for p in out.iterdir()}
@@ -103,20 +124,28 @@ def test_cluster_array_job_with_a_shared_cache(tmp_path: Path) -> None:
     tasks = [
         subprocess.Popen(
             ["bash", str(cluster / "job.sh")],
-            env=dict(env, SLURM_ARRAY_TASK_ID=str(i), SLURM_SUBMIT_DIR=str(cluster), OUT_DIR=str(out)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(
+                env, SLURM_ARRAY_TASK_ID=str(i), SLURM_SUBMIT_DIR=str(cluster), OUT_DIR=str(out)
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(4)
     ]
     for task in tasks:
-        stdout, stderr = task.communicate(timeout=120)
+        _, stderr = task.communicate(timeout=120)
         assert task.returncode == 0 and stderr == "", stderr
     results = [json.loads((out / f"task-{i}.json").read_text()) for i in range(4)]
     assert [r["result"] for r in results] == [2.0, 12.0, 30.0, 56.0]
     assert [str(p) for p in store_dirs(shared)] == [built]
     # Outside an array job the script says what is missing instead of guessing.
     r = subprocess.run(
-        ["bash", str(cluster / "job.sh")], env=dict(env, SLURM_SUBMIT_DIR=str(cluster)),
-        capture_output=True, text=True, timeout=60, check=False,
+        ["bash", str(cluster / "job.sh")],
+        env=dict(env, SLURM_SUBMIT_DIR=str(cluster)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert r.returncode != 0 and "SLURM_ARRAY_TASK_ID" in r.stderr

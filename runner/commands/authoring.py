@@ -128,7 +128,9 @@ def create_new(path: str, data: bytes, *, executable: bool) -> None:
     os.umask(umask)
     mode = (0o777 if executable else 0o666) & ~umask
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or "."
+        )
     except FileNotFoundError:
         raise ScriptError(
             f"cannot create {path}: the directory {target.parent} does not exist"
@@ -183,13 +185,18 @@ def register(app: typer.Typer) -> None:
         script: PathArg,
         python: Annotated[
             str | None,
-            typer.Option("--python", "-p", help="requires-python: 3.12 (meaning >=3.12) or a specifier."),
+            typer.Option(
+                "--python", "-p", help="requires-python: 3.12 (meaning >=3.12) or a specifier."
+            ),
         ] = None,
         dep: Annotated[
             list[str] | None, typer.Option("--dep", "-d", help="A dependency (repeatable).")
         ] = None,
         shebang: Annotated[
-            bool, typer.Option("--shebang", help="Make it an executable command (#!/usr/bin/env -S runner run).")
+            bool,
+            typer.Option(
+                "--shebang", help="Make it an executable command (#!/usr/bin/env -S runner run)."
+            ),
         ] = False,
     ) -> None:
         """Create a new script with a metadata block; never overwrites a file."""
@@ -207,7 +214,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         python: Annotated[
             str | None,
-            typer.Option("--python", "-p", help="Set requires-python: 3.12 (meaning >=3.12) or a specifier."),
+            typer.Option(
+                "--python", "-p", help="Set requires-python: 3.12 (meaning >=3.12) or a specifier."
+            ),
         ] = None,
     ) -> None:
         """Add dependencies to a script's block (a name already present is replaced)."""
@@ -216,7 +225,8 @@ def register(app: typer.Typer) -> None:
         reqs = list(requirements or [])
         if not reqs and python is None:
             raise UsageError(
-                "nothing to add", hint=f"Name requirements (runner add {script} 'rich>=13') or --python."
+                "nothing to add",
+                hint=f"Name requirements (runner add {script} 'rich>=13') or --python.",
             )
         edit.validate_requirements(reqs)
         if python is not None:
@@ -229,7 +239,9 @@ def register(app: typer.Typer) -> None:
             new = edit.set_requires_python(new, python, script)
         if new != data:
             _replace(script, new)
-        what = ", ".join(reqs + ([f"requires-python {edit.python_specifier(python)}"] if python else []))
+        what = ", ".join(
+            reqs + ([f"requires-python {edit.python_specifier(python)}"] if python else [])
+        )
         sys.stderr.write(f"runner: {script}: set {what}\n")
 
     @app.command()
@@ -266,8 +278,17 @@ def register(app: typer.Typer) -> None:
         from runner.report import Reporter
 
         options = run_options(
-            python, with_, index_url, extra_index_url, find_links, no_index, exclude_newer,
-            False, False, offline, installer,
+            python,
+            with_,
+            index_url,
+            extra_index_url,
+            find_links,
+            no_index,
+            exclude_newer,
+            False,
+            False,
+            offline,
+            installer,
         )
         reporter = Reporter(quiet=quiet, verbose=verbose)
         _, env_dir = api.environment_for(api.load_script(script), options, Cache(), reporter)  # type: ignore[arg-type]
@@ -286,7 +307,9 @@ def register(app: typer.Typer) -> None:
         refresh: RefreshOpt = False,
         offline: OfflineOpt = False,
         installer: InstallerOpt = None,
-        json_: Annotated[bool, typer.Option("--json", help="Print the paths as JSON on stdout.")] = False,
+        json_: Annotated[
+            bool, typer.Option("--json", help="Print the paths as JSON on stdout.")
+        ] = False,
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
@@ -298,8 +321,17 @@ def register(app: typer.Typer) -> None:
         from runner.report import Reporter
 
         options = run_options(
-            python, with_, index_url, extra_index_url, find_links, no_index, exclude_newer,
-            False, refresh, offline, installer,
+            python,
+            with_,
+            index_url,
+            extra_index_url,
+            find_links,
+            no_index,
+            exclude_newer,
+            False,
+            refresh,
+            offline,
+            installer,
         )
         reporter = Reporter(quiet=quiet, verbose=verbose)
         cache = Cache()
@@ -320,4 +352,3 @@ def register(app: typer.Typer) -> None:
                 reporter.info(f"{script.path}: {env_dir}")
         if json_:
             print(json.dumps(results, indent=2))
-
