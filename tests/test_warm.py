@@ -1,0 +1,200 @@
+"""The warm path: stdlib-only launcher, aliases that never pick the wrong environment, leases."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import RUNNER, published, run_runner, store_dirs, write_script
+
+BANNED = (
+    "typer",
+    "click",
+    "packaging",
+    "tomllib",
+    "filelock",
+    "virtualenv",
+    "json",
+    "pathlib",
+    "subprocess",
+    "logging",
+    "runner.cli",
+    "runner.api",
+)
+
+
+def _imported_modules(importtime_stderr: str) -> set[str]:
+    """Modules imported from the moment the `runner` package loads (site-time imports,
+    such as an editable install's path finder, belong to the interpreter, not to us)."""
+    names: list[str] = []
+    for line in importtime_stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.append(line.rsplit("|", 1)[1].strip())
+    return set(names[names.index("runner") :]) if "runner" in names else set(names)
+
+
+def test_warm_launcher_imports_nothing_heavy(tmp_path: Path, offline_wheels: Path) -> None:
+    script = write_script(tmp_path / "s.py", "import alpha\nprint('warm', alpha.VERSION)\n", ["alpha"])
+    assert run_runner("run", str(script)).returncode == 0  # cold: builds, writes the alias
+    got = subprocess.run(
+        [sys.executable, "-X", "importtime", RUNNER, "run", str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == "warm 1.0"
+    imported = _imported_modules(got.stderr)
+    assert "runner.fastpath" in imported  # the measurement saw the launcher
+    assert not imported & set(BANNED), imported & set(BANNED)
+
+
+def test_fast_path_module_alone_imports_nothing_heavy(tmp_path: Path, offline_wheels: Path) -> None:
+    """Without `site` nothing is imported before the launcher: every import is its own."""
+    script = write_script(tmp_path / "s.py", "import alpha\nprint('warm', alpha.VERSION)\n", ["alpha"])
+    assert run_runner("run", str(script)).returncode == 0
+    root = Path(__file__).resolve().parent.parent
+    code = "import sys\nsys.argv = ['runner', 'run', sys.argv[1]]\nfrom runner.fastpath import main\nmain()\n"
+    got = subprocess.run(
+        [sys.executable, "-S", "-X", "importtime", "-c", code, str(script)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+    assert got.stdout.strip() == "warm 1.0", got.stderr
+    names = {
+        line.rsplit("|", 1)[1].strip()
+        for line in got.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "runner.fastpath" in names
+    assert not names & set(BANNED), names & set(BANNED)
+
+
+def test_cold_path_does_import_the_cli(tmp_path: Path) -> None:
+    """Counter-check for the test above: a miss really goes through the full CLI."""
+    script = write_script(tmp_path / "s.py", "print('cold')\n", [])
+    got = subprocess.run(
+        [sys.executable, "-X", "importtime", RUNNER, "run", str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert got.stdout.strip() == "cold"
+    assert {"typer", "runner.cli"} <= _imported_modules(got.stderr)
+
+
+def test_warm_run_needs_no_index(tmp_path: Path, offline_wheels: Path) -> None:
+    script = write_script(tmp_path / "s.py", "import beta\nprint(beta.VERSION)\n", ["beta"])
+    assert run_runner("run", str(script)).returncode == 0
+    # Take the wheels away and point pip at nothing: the warm run must not care.
+    env = {"PIP_NO_INDEX": "", "PIP_FIND_LINKS": "", "RUNNER_NO_FASTPATH": ""}
+    got = run_runner("run", str(script), env=env)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == "1.0"
+    assert got.stderr == ""
+
+
+def test_cold_path_hit_also_needs_no_index(tmp_path: Path, offline_wheels: Path) -> None:
+    script = write_script(tmp_path / "s.py", "import beta\nprint(beta.VERSION)\n", ["beta"])
+    assert run_runner("run", str(script)).returncode == 0
+    got = run_runner("run", str(script), env={"RUNNER_NO_FASTPATH": "1", "PIP_FIND_LINKS": ""})
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == "1.0"
+
+
+def test_one_character_edit_never_reuses_the_old_alias(
+    tmp_path: Path, offline_wheels: Path, cache_dir: Path
+) -> None:
+    script = write_script(tmp_path / "s.py", "import alpha\nprint(alpha.VERSION)\n", ["alpha>=1.0"])
+    assert run_runner("run", str(script)).returncode == 0
+    aliases = set((cache_dir / "scripts").iterdir())
+    # `>=1.0` -> `<=1.0`: one character, a different environment.
+    script.write_text(script.read_text().replace(">=1.0", "<=1.0"))
+    got = run_runner("run", str(script))
+    assert got.returncode == 0, got.stderr
+    assert "building an environment" in got.stderr
+    assert len(set((cache_dir / "scripts").iterdir()) - aliases) == 1
+    assert len(published(cache_dir)) == 2
+
+
+def test_stale_alias_falls_back_to_the_cold_path(
+    tmp_path: Path, offline_wheels: Path, cache_dir: Path
+) -> None:
+    script = write_script(tmp_path / "s.py", "import alpha\nprint(alpha.VERSION)\n", ["alpha"])
+    assert run_runner("run", str(script)).returncode == 0
+    import shutil
+
+    for env in store_dirs(cache_dir):  # the environment vanishes behind the alias's back
+        shutil.rmtree(env)
+    got = run_runner("run", str(script))
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == "1.0"
+    assert "building an environment" in got.stderr
+
+
+def test_running_script_holds_a_shared_lease(tmp_path: Path, cache_dir: Path) -> None:
+    fifo = tmp_path / "release"
+    os.mkfifo(fifo)
+    script = write_script(tmp_path / "hold.py", f"print('started', flush=True)\nopen({str(fifo)!r}).read()\n", [])
+    proc = subprocess.Popen([RUNNER, "run", str(script)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "started"
+    (env_dir,) = store_dirs(cache_dir)
+    lease = os.open(env_dir / "runner-lease", os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = False
+        except BlockingIOError:
+            held = True
+        assert held, "the running script must hold its lease"
+        with open(fifo, "w") as f:
+            f.write("go")
+        proc.wait(timeout=60)
+        fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released with the script
+    finally:
+        os.close(lease)
+
+
+def test_last_use_is_recorded_at_most_hourly(tmp_path: Path, cache_dir: Path) -> None:
+    script = write_script(tmp_path / "s.py", "print('x')\n", [])
+    assert run_runner("run", str(script)).returncode == 0
+    (env_dir,) = store_dirs(cache_dir)
+    lease = env_dir / "runner-lease"
+    two_hours_ago = time.time() - 7200
+    os.utime(lease, (two_hours_ago, two_hours_ago))
+    assert run_runner("run", str(script)).returncode == 0
+    touched = lease.stat().st_mtime
+    assert touched > two_hours_ago + 3600
+    recent = time.time() - 60
+    os.utime(lease, (recent, recent))
+    assert run_runner("run", str(script)).returncode == 0
+    assert lease.stat().st_mtime == recent  # within the hour: no write on the warm path
+
+
+def test_interpreter_change_invalidates_the_alias(tmp_path: Path, cache_dir: Path) -> None:
+    """The alias records the interpreter's stat: a changed interpreter goes cold."""
+    py = tmp_path / "py"
+    py.symlink_to(os.path.realpath(sys.executable))
+    script = write_script(tmp_path / "s.py", "import sys\nprint('ok')\n", [])
+    assert run_runner("run", "--python", str(py), str(script)).returncode == 0
+    (alias,) = (cache_dir / "scripts").iterdir()
+    assert any(line.startswith("stat\t") for line in alias.read_text().splitlines())
+    from runner import fastpath
+
+    digest = alias.name
+    assert fastpath.read_alias(str(cache_dir), digest) is not None
+    stat_line = next(x for x in alias.read_text().splitlines() if x.startswith("stat\t"))
+    path = stat_line.split("\t")[1]
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    try:
+        assert fastpath.read_alias(str(cache_dir), digest) is None
+    finally:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
