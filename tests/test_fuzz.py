@@ -1,0 +1,344 @@
+"""Property tests of the metadata parser and the fast path's block scanner (hypothesis).
+
+Properties, for any input:
+- `metadata.parse` returns ScriptMetadata or raises MetadataError, never anything else;
+  `metadata.decode_source` returns text or raises ScriptError.
+- The fast path's scanner agrees with the parser, and both agree with an independent
+  reference written here from the specification's text (a regex adapted to the text's
+  precedence rule), so a bug shared by parser and scanner (they share code) still shows.
+- The warm path's own bytes -> digest step gives the cold path's digest whenever it does
+  not defer to the cold path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from runner import fastpath
+from runner.api import RunOptions, load_script, prepare
+from runner.cache import Cache
+from runner.errors import MetadataError, ScriptError
+from runner.metadata import ScriptMetadata, decode_source, parse
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# --------------------------------------------------------------------- reference implementation
+
+# From the specification's text: an opener is `# /// TYPE` (TYPE: ASCII letters, digits,
+# hyphens), content lines are `#` or `# ...`, and a `# ///` line ends the block only when
+# the next line is not a content line. The lazy content group plus the negative lookahead
+# pick the first `# ///` not followed by a content line; since every line before it in the
+# run is a content line, that is the last line of the run, as the text requires. The
+# specification's own regex (greedy, backtracking) would instead accept an earlier `# ///`.
+_REFERENCE = re.compile(
+    r"^# /// (?P<type>[a-zA-Z0-9-]+)$\n"
+    r"(?P<content>(?:^#(?:| .*)$\n)*?)"
+    r"^# ///$(?!\n#(?:$| ))",
+    re.MULTILINE,
+)
+
+
+def reference_blocks(text: str) -> list[tuple[str, str, int]]:
+    """(type, content, 0-based opener line) of every block, per the specification's text."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    out = []
+    for m in _REFERENCE.finditer(text):
+        content = re.sub(r"(?m)^# ?", "", m.group("content"))
+        out.append((m.group("type"), content, text.count("\n", 0, m.start())))
+    return out
+
+
+def reference_script(text: str) -> str | None | bool:
+    found = [b for b in reference_blocks(text) if b[0] == "script"]
+    if len(found) > 1:
+        return False
+    return found[0][1] if found else None
+
+
+def test_reference_matches_known_cases() -> None:
+    # The reference must itself get the spec's tricky cases right, or agreeing with it
+    # proves nothing.
+    assert reference_script("# /// script\n# a = 1\n# ///\n") == "a = 1\n"
+    assert reference_script("# /// script\n# ///\n") == ""
+    assert reference_script("# /// script\n# a = 1\n# ///\n# more\n") is None
+    assert reference_script("# /// script\n# ///\n# x\n# ///") == "///\nx\n"
+    assert reference_script("# /// script\r\n# ///\r\n\r\n# /// script\r\n# ///") is False
+    assert reference_script("# /// script \n# ///\n") is None
+
+
+# --------------------------------------------------------------------- strategies
+
+LINE_ENDINGS = st.sampled_from(["\n", "\r\n", "\r"])
+
+INTERESTING_LINES = [
+    "# /// script",
+    "# /// script",
+    "# ///",
+    "# ///",
+    "# /// pyproject",
+    "# /// script ",
+    "# /// ",
+    "#///",
+    "#",
+    "# ",
+    "#\t",
+    '# dependencies = ["a", "b>=1"]',
+    '# requires-python = ">=3.8"',
+    "# [tool.runner]",
+    '# x = """',
+    "# /// <summary>",
+    "",
+    "x = 1",
+    '"""',
+    "    # /// script",
+    "\ufeff# /// script",
+]
+
+requirement_text = st.lists(
+    st.sampled_from(list("abcAB-_.[],;<>=!~ @'\"()/:*0123") + ["python_version", "extra", "===", "; "]),
+    max_size=20,
+).map("".join)
+
+toml_line = st.one_of(
+    st.builds(lambda r: f"# dependencies = [{r!r}]".replace("'", '"'), requirement_text),
+    st.builds(lambda r: f"# requires-python = {r!r}".replace("'", '"'), requirement_text),
+    st.sampled_from(
+        [
+            "# a = = 1",
+            "# dependencies = 3",
+            "# dependencies = [1]",
+            '# dependencies = ["a"',
+            "# [tool",
+            "# tool = 1",
+            "# [dependencies]",
+            "# requires-python = 3",
+            '# "unterminated',
+            "# a = 1\x00",
+            "# a = '\x7f'",
+            "# a = 1" + "0" * 5000,
+            "# a = " + "[" * 3000,
+            "# b = " + "{c = " * 2000,
+        ]
+    ),
+)
+
+any_line = st.one_of(
+    st.sampled_from(INTERESTING_LINES),
+    st.text(max_size=40),
+    st.builds(lambda s: "# " + s, st.text(max_size=40)),
+    toml_line,
+)
+
+
+@st.composite
+def line_texts(draw: st.DrawFn) -> str:
+    lines = draw(st.lists(any_line, max_size=14))
+    endings = draw(st.lists(LINE_ENDINGS, min_size=len(lines), max_size=len(lines)))
+    return "".join(line + end for line, end in zip(lines, endings, strict=True)) + draw(
+        st.sampled_from(["", "tail", "# ///"])
+    )
+
+
+VALID_BLOCK = [
+    "#!/usr/bin/env python3",
+    '"""Example."""',
+    "# /// script",
+    '# requires-python = ">=3.8"',
+    "# dependencies = [",
+    '#   "requests<3",',
+    '#   "rich[jupyter]; python_version >= \'3.8\'",',
+    "# ]",
+    "#",
+    "# [tool.runner]",
+    '# index-url = "https://example.invalid/simple"',
+    "# ///",
+    "",
+    "import requests",
+]
+
+
+@st.composite
+def mutated_blocks(draw: st.DrawFn) -> str:
+    """A valid script with a few mutations of the kinds users and editors produce."""
+    lines = list(VALID_BLOCK)
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(
+            st.sampled_from(
+                ["truncate", "stray", "insert", "delete", "duplicate", "control", "long", "replace"]
+            )
+        )
+        i = draw(st.integers(0, max(len(lines) - 1, 0)))
+        if not lines:
+            lines.append("")
+        if kind == "truncate":
+            lines[i] = lines[i][: draw(st.integers(0, len(lines[i])))]
+        elif kind == "stray":
+            lines.insert(i, draw(st.sampled_from(["# ///", "# /// script", "# ///  ", "#///"])))
+        elif kind == "insert":
+            lines.insert(i, draw(toml_line))
+        elif kind == "delete":
+            del lines[i]
+        elif kind == "duplicate":
+            lines.insert(i, lines[i])
+        elif kind == "control":
+            ch = draw(st.sampled_from(["\x00", "\x0b", "\x0c", "\x1b", "\x7f", "\u2028", "\ufeff", "\t"]))
+            at = draw(st.integers(0, len(lines[i])))
+            lines[i] = lines[i][:at] + ch + lines[i][at:]
+        elif kind == "long":
+            lines.insert(i, "# x = \"" + "a" * draw(st.integers(1000, 50_000)) + '"')
+        else:
+            lines[i] = draw(any_line)
+    ending = draw(LINE_ENDINGS)
+    return ending.join(lines) + draw(st.sampled_from(["", ending]))
+
+
+toml_value = st.one_of(
+    requirement_text,
+    st.text(max_size=20),
+    st.integers(-5, 5),
+    st.lists(st.one_of(requirement_text, st.integers(0, 3)), max_size=4),
+)
+
+
+def toml_literal(value: object) -> str:
+    # JSON strings, integers and arrays are TOML too (json escapes control characters).
+    return json.dumps(value, ensure_ascii=False)
+
+
+@st.composite
+def generated_blocks(draw: st.DrawFn) -> str:
+    """A closed block of valid TOML whose values are often invalid metadata."""
+    lines = ["# /// script"]
+    deps = draw(st.one_of(st.lists(requirement_text, max_size=4), toml_value))
+    lines.append("# dependencies = " + toml_literal(deps))
+    if draw(st.booleans()):
+        lines.append("# requires-python = " + toml_literal(draw(st.one_of(requirement_text, toml_value))))
+    if draw(st.booleans()):
+        lines.append("# tool = " + toml_literal(draw(toml_value)))
+    lines.append("# ///")
+    before = draw(st.lists(st.sampled_from(["x = 1", "", "# c", "# /// other", "# ///"]), max_size=3))
+    return "\n".join([*before, *lines]) + "\n"
+
+
+all_texts = st.one_of(st.text(), line_texts(), mutated_blocks(), generated_blocks())
+
+# --------------------------------------------------------------------- properties
+
+
+def parse_or_error(text: str) -> ScriptMetadata | MetadataError:
+    try:
+        return parse(text, "fuzz.py")
+    except MetadataError as exc:
+        assert exc.message.startswith("fuzz.py:"), exc.message
+        return exc
+
+
+@FUZZ
+@given(all_texts)
+@example("# /// script\n# a = " + "[" * 5000 + "\n# ///\n")
+@example("# /// script\n# a = " + "9" * 5000 + "\n# ///\n")
+@example('# /// script\n# requires-python = ">=3.' + "1" * 5000 + '"\n# ///\n')
+@example("\ufeff\ufeff# /// script\n# ///\n")
+def test_parse_returns_metadata_or_metadata_error(text: str) -> None:
+    result = parse_or_error(text)
+    found = fastpath.script_block(text)
+    expected = reference_script(text)
+    # The scanner agrees with the specification's text.
+    if expected is False:
+        assert found is False
+    else:
+        assert (found[0] if found else None) == expected  # type: ignore[index]
+    # The parser agrees with the scanner: same block, or a duplicate error.
+    if isinstance(result, ScriptMetadata):
+        assert found is not False
+        assert result.block == (found[0] if found else None)  # type: ignore[index]
+        if found:
+            assert result.block_line == found[1] + 1  # type: ignore[index]
+    elif found is False:
+        assert "more than one '# /// script' block" in result.message
+    else:
+        assert found, "an error without a block"
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(["#", " ", "/", "\n", "\r", "script", "x", "a = 1", "\t"])).map("".join))
+def test_scanner_agrees_with_reference_on_dense_input(text: str) -> None:
+    lines = fastpath.split_lines(text)
+    got = [
+        (kind, fastpath.block_content(lines, start, end), start)
+        for kind, start, end in fastpath.find_blocks(lines)
+    ]
+    assert got == reference_blocks(text)
+
+
+@st.composite
+def script_bytes(draw: st.DrawFn) -> bytes:
+    text = draw(st.one_of(mutated_blocks(), line_texts()))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1-declared", "raw"]))
+    if encoding == "latin-1-declared":
+        data = ("# -*- coding: latin-1 -*-\n" + text).encode("latin-1", "replace")
+    elif encoding == "raw":
+        return draw(st.binary(max_size=200))
+    else:
+        data = text.encode(encoding, "surrogatepass")
+    for _ in range(draw(st.integers(0, 2))):  # invalid UTF-8: stray or truncated sequences
+        at = draw(st.integers(0, len(data)))
+        junk = draw(st.sampled_from([b"\xff", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80", b"\x80"]))
+        data = data[:at] + junk + data[at:]
+    return data
+
+
+@FUZZ
+@given(script_bytes())
+@example(b"x = '\xff'\n")
+@example(b"\xef\xbb\xbf\xef\xbb\xbf# /// script\n# ///\n")
+@example(b"# /// script\r# ///\r# coding: latin-1\r\xe9")
+def test_bytes_decode_then_parse_and_fast_path_digest(data: bytes) -> None:
+    try:
+        text = decode_source(data, "fuzz.py")
+    except ScriptError as exc:
+        assert exc.message.startswith("fuzz.py: ")
+        cold = None
+    else:
+        cold = parse_or_error(text)
+    warm = fastpath.digest_for_bytes(data, [], None, "/scripts")
+    if warm is None:
+        return  # deferred to the cold path: always allowed
+    # When the fast path decodes a file, the cold path must decode it the same way.
+    assert cold is not None, "fast path accepted bytes the cold path cannot decode"
+    if isinstance(cold, ScriptMetadata):
+        assert warm == fastpath.selection_digest(cold.block, [], None, "/scripts")
+
+
+# --------------------------------------------------------------------- end to end on files
+
+# (id, file bytes, whether the fast path computes a digest itself)
+FILES = [
+    ("plain", b"# /// script\n# dependencies = []\n# ///\nprint(1)\n", True),
+    ("no-block", b"print(1)\n", True),
+    ("bom", b"\xef\xbb\xbf# /// script\n# ///\n", True),
+    ("crlf", b"# /// script\r\n# requires-python = '>=3'\r\n# ///\r\n", True),
+    ("unclosed", b"# /// script\n# x = 1\n# ///\n# comment\n", True),
+    ("latin1-declared", "# coding: latin-1\n# /// script\n# [tool.x]\n# a = 'é'\n# ///\n".encode("latin-1"), False),
+    ("coding-word-on-line-2", b"#!/usr/bin/env python\n# decoding helpers\n# /// script\n# ///\n", False),
+    ("non-ascii-utf8-block", "# /// script\n# [tool.x]\n# a = 'ünï'\n# ///\n".encode(), True),
+]
+
+
+@pytest.mark.parametrize(("data", "handled"), [c[1:] for c in FILES], ids=[c[0] for c in FILES])
+def test_fast_path_digest_equals_prepare_digest(tmp_path: Path, data: bytes, handled: bool) -> None:
+    script = tmp_path / "s.py"
+    script.write_bytes(data)
+    options = RunOptions()
+    prepared = prepare(load_script(str(script)), options, Cache())
+    warm = fastpath.digest_for_bytes(data, options.selection_pairs(), None, str(tmp_path))
+    if handled:
+        assert warm == prepared.digest
+    else:
+        assert warm is None
