@@ -437,7 +437,10 @@ def _explicit_spec(choice: str) -> SpecifierSet | None:
 
 
 def _looks_like_path(choice: str) -> bool:
-    return "/" in choice or os.sep in choice or choice.startswith("~") or os.path.exists(choice)
+    """A path: has a separator, or names an existing file and is not a version/specifier."""
+    if "/" in choice or os.sep in choice or choice.startswith("~"):
+        return True
+    return _explicit_spec(choice) is None and os.path.isfile(choice)
 
 
 def _unsupported(interpreter: Interpreter, source: str) -> InterpreterError:

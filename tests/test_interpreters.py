@@ -327,3 +327,29 @@ def test_interpreter_upgraded_in_place_gets_a_new_environment(tmp_path: Path) ->
     shutil.copy2(need("3.13"), python)  # same path, another Python
     version, env = ran_on(run_runner("run", "--python", str(python), str(script)))
     assert version == "3.13" and env != first_env
+
+
+def test_install_folders_are_discovered(
+    tmp_path: Path, pybin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyenv, asdf and mise installation folders (here holding links to real Pythons)."""
+    monkeypatch.setattr(interpreters, "SYSTEM_DIRS", ())
+    home = Path(os.environ["HOME"])
+    layouts = {
+        "pyenv": (home / ".pyenv" / "versions", "3.12"),
+        "asdf": (home / ".asdf" / "installs" / "python", "3.13"),
+        "mise": (home / ".local" / "share" / "mise" / "installs" / "python", "3.10"),
+    }
+    for root, minor in layouts.values():
+        bin_dir = root / f"{minor}.0" / "bin"
+        bin_dir.mkdir(parents=True)
+        (bin_dir / f"python{minor}").symlink_to(need(minor))
+    found = interpreters.discover(tmp_path / "cache")
+    versions = {i.version.rsplit(".", 1)[0] for i in found.interpreters}
+    assert {"3.10", "3.12", "3.13"} <= versions
+    for root, minor in layouts.values():
+        assert str(root) in found.scanned
+        assert str(root / f"{minor}.0" / "bin") in found.scanned
+    chosen = select(">=3.11,<3.13", None, tmp_path / "cache")
+    assert chosen.interpreter.path == str(layouts["pyenv"][0] / "3.12.0" / "bin" / "python3.12")
+    assert str(layouts["pyenv"][0]) in chosen.stat_checks
