@@ -280,7 +280,9 @@ def _home() -> str:
 
 
 def _is_shim_dir(directory: str) -> bool:
-    return os.path.basename(os.path.normpath(directory)) == "shims"
+    """pyenv/asdf shims and the Windows Store's app aliases only forward or advertise."""
+    name = os.path.basename(os.path.normpath(directory))
+    return name == "shims" or (sys.platform == "win32" and name.lower() == "windowsapps")
 
 
 def _pythons_in(directory: str) -> list[str]:
@@ -507,7 +509,7 @@ def select(
             if only_wanted is not None and spec is not None:
                 raise InterpreterError(
                     f"{wants}, but {source} selects {only_wanted.describe()}",
-                    hint=f"Drop --python, or choose a Python that satisfies {requires_python}.",
+                    hint=f"{_drop(source)}, or choose a Python that satisfies {requires_python}.",
                 )
             too_old = [i for i in discovery.interpreters if not i.supported and i.version_obj in wanted]
             if too_old:
@@ -548,14 +550,18 @@ def select(
     )
 
 
+def _drop(source: str) -> str:
+    return "Drop --python" if source.startswith("--python") else "Unset RUNNER_PYTHON"
+
+
 def _check_explicit(
     interpreter: Interpreter, spec: SpecifierSet | None, wants: str, source: str
 ) -> None:
     if spec is not None and not spec.contains(interpreter.version_obj, prereleases=True):
         raise InterpreterError(
             f"{wants}, but {source} is {interpreter.describe()}",
-            hint="Drop --python (runner then picks a matching installed Python), or choose "
-            "one that satisfies the requirement.",
+            hint=f"{_drop(source)} (runner then picks a matching installed Python), or "
+            "choose one that satisfies the requirement.",
         )
     if not interpreter.supported:
         raise _unsupported(interpreter, source)
