@@ -62,7 +62,7 @@ def normalize_requirements(requirements: Iterable[str]) -> tuple[str, ...]:
         if url:
             text += f" @ {url}"
         else:
-            text += ",".join(sorted(str(s) for s in spec))
+            text += ",".join(sorted({str(s) for s in spec}))  # & keeps duplicates
         if marker:
             text += f" ; {marker}"
         out.append(text)
