@@ -96,7 +96,10 @@ def main() -> None:
         pruned = json.loads(
             subprocess.run(
                 [RUNNER, "cache", "prune", "--dry-run", "--json"],
-                env=env, check=True, capture_output=True, text=True,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
         )
         baseline = median_time(["cache", "dir"], env, opts.repeat)

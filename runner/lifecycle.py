@@ -444,7 +444,9 @@ class _Sweep:
             with self.cache.try_build_lock(key) as free:
                 target = self.cache.pointer_target(key)
                 if free and (target is None or not target.is_dir()):
-                    self.remove_file(self.cache.envs / key, "pointer", "names a missing environment", key)
+                    self.remove_file(
+                        self.cache.envs / key, "pointer", "names a missing environment", key
+                    )
         for directory in (self.cache.envs, self.cache.scripts):
             for name in _listdir(directory):
                 if name.startswith(".") and name.endswith(".tmp"):
@@ -576,7 +578,7 @@ def maybe_auto_prune(cache: Cache, reporter: Reporter) -> CleanupResult | None:
         atomic_write_text(stamp, f"{time.time()}\n")
         older = parse_duration(os.environ.get("RUNNER_AUTO_PRUNE_AFTER") or "30d")
         result = prune(cache, older_than=older, budget=AUTO_PRUNE_BUDGET)
-    except Exception as exc:  # noqa: BLE001  # housekeeping never breaks a run
+    except Exception as exc:  # housekeeping never breaks a run
         reporter.detail(f"automatic cache pruning skipped: {exc}")
         return None
     if result.removed:
@@ -673,9 +675,9 @@ def check_environment(env_dir: Path) -> list[str]:
             problems.extend(_check_record(site, dist_info))
     installed = manifest.get("installed") if manifest else None
     for entry in installed if isinstance(installed, list) else []:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if isinstance(name, str) and re.sub(r"[-_.]+", "-", name).lower() not in present:
-            problems.append(f"{name} is in the manifest but not installed")
+        listed = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(listed, str) and re.sub(r"[-_.]+", "-", listed).lower() not in present:
+            problems.append(f"{listed} is in the manifest but not installed")
     return problems
 
 

@@ -78,7 +78,10 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
         for name in dirnames + filenames:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
-            out[os.path.relpath(path, root)] = (st.st_mode, st.st_mtime_ns if not os.path.isdir(path) else 0)
+            out[os.path.relpath(path, root)] = (
+                st.st_mode,
+                st.st_mtime_ns if not os.path.isdir(path) else 0,
+            )
     return out
 
 
@@ -87,7 +90,8 @@ class Hold:
 
     def __init__(self, tmp: Path, *opts: str):
         script = write_script(
-            tmp / "hold.py", 'import sys\nprint("ready", flush=True)\nsys.stdin.read()\nprint("done")\n',
+            tmp / "hold.py",
+            'import sys\nprint("ready", flush=True)\nsys.stdin.read()\nprint("done")\n',
             dependencies=[],
         )
         self.proc = subprocess.Popen(
@@ -206,7 +210,11 @@ def test_prune_and_clean_under_load(tmp_path: Path, cache_dir: Path) -> None:
         removed = {r["path"] for r in pruned["removed"] if r["kind"] == "environment"}
         assert removed == {str(p) for p in old}
         assert idle.exists()
-        assert {"path": str(env_hold), "reason": "in use", "key": env_hold.name.rsplit("-", 1)[0]} in pruned["kept"]
+        assert {
+            "path": str(env_hold),
+            "reason": "in use",
+            "key": env_hold.name.rsplit("-", 1)[0],
+        } in pruned["kept"]
         assert pruned["bytes_freed"] > 0
         for env in old:
             assert not env.exists()
@@ -269,7 +277,7 @@ def test_dry_run_changes_nothing_and_json_matches_human(tmp_path: Path, cache_di
     assert {r["path"] for r in clean_data["removed"]} == {str(e) for e in envs}
     lines = [line for line in human.stderr.splitlines() if "would remove environment" in line]
     assert sorted(line.split()[4] for line in lines) == sorted(str(e) for e in envs)
-    assert f"would remove 2 environments" in human.stderr
+    assert "would remove 2 environments" in human.stderr
     assert human.stdout == ""
     real = cache_json("prune")
     assert real["bytes_freed"] == data["bytes_freed"]
@@ -345,7 +353,9 @@ def test_prune_racing_cold_builds_of_the_same_key(tmp_path: Path) -> None:
         # each removal forces the next run through a cold build racing the next clean.
         for _ in range(300):
             data = cache_json("clean", "--grace", "0s")
-            removed += sum(1 for r in data["removed"] if r["kind"] in ("environment", "unpublished"))
+            removed += sum(
+                1 for r in data["removed"] if r["kind"] in ("environment", "unpublished")
+            )
             if removed >= 3:
                 break
     finally:
@@ -395,8 +405,12 @@ def test_stale_aliases_pointers_trash_and_temp_files(tmp_path: Path, cache_dir: 
 # --------------------------------------------------------------------------- verify
 
 
-def test_verify_detects_and_repairs_damage(tmp_path: Path, cache_dir: Path, offline_wheels: Path) -> None:
-    s = write_script(tmp_path / "a.py", "import alpha\nprint(alpha.VERSION)\n", dependencies=["alpha"])
+def test_verify_detects_and_repairs_damage(
+    tmp_path: Path, cache_dir: Path, offline_wheels: Path
+) -> None:
+    s = write_script(
+        tmp_path / "a.py", "import alpha\nprint(alpha.VERSION)\n", dependencies=["alpha"]
+    )
     env = build(s)
     assert run_runner("cache", "verify").returncode == 0
     (module,) = env.glob("lib/python*/site-packages/alpha.py")

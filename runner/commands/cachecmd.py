@@ -48,7 +48,9 @@ cache_app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="Only report what would be removed.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", "-n", help="Only report what would be removed.")
+]
 GraceOpt = Annotated[
     str | None,
     typer.Option(
@@ -116,11 +118,23 @@ def render_table(infos: Any) -> str:
     if not infos:
         return "no environments in the cache"
     now = time.time()
-    header = ("KEY", "STATE", "DEPENDENCIES", "PYTHON", "SIZE", "CREATED", "LAST USED", "IN USE", "SCRIPTS")
+    header = (
+        "KEY",
+        "STATE",
+        "DEPENDENCIES",
+        "PYTHON",
+        "SIZE",
+        "CREATED",
+        "LAST USED",
+        "IN USE",
+        "SCRIPTS",
+    )
     rows = [header]
     for info in infos:
         in_use = "?" if info.in_use is None else ("yes" if info.in_use else "no")
-        scripts = ", ".join(info.scripts[:2]) + (f" (+{len(info.scripts) - 2})" if len(info.scripts) > 2 else "")
+        scripts = ", ".join(info.scripts[:2]) + (
+            f" (+{len(info.scripts) - 2})" if len(info.scripts) > 2 else ""
+        )
         rows.append(
             (
                 info.short_key,
@@ -135,7 +149,9 @@ def render_table(infos: Any) -> str:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
+    ]
     total = sum(i.size for i in infos)
     lines.append(f"{len(infos)} environment{'s' if len(infos) != 1 else ''}, {format_size(total)}")
     return "\n".join(line.rstrip() for line in lines)
@@ -167,9 +183,10 @@ def render_result(result: Any, not_found: list[str]) -> str:
     if not result.complete:
         lines.append("runner: stopped early (time budget); run again to finish")
     envs = sum(1 for r in result.removed if r.kind in ("environment", "unpublished"))
+    others = len(result.removed) - envs
     lines.append(
         f"runner: {verb} {envs} environment{'s' if envs != 1 else ''} and "
-        f"{len(result.removed) - envs} other entr{'ies' if len(result.removed) - envs != 1 else 'y'}, "
+        f"{others} other entr{'ies' if others != 1 else 'y'}, "
         f"{'would free' if result.dry_run else 'freed'} {format_size(result.bytes_freed)}; "
         f"{len(result.kept)} kept"
     )
@@ -185,7 +202,8 @@ def _grace(text: str | None) -> float | None:
 @cache_app.command()
 def prune(
     older_than: Annotated[
-        str, typer.Option("--older-than", help="Remove environments unused this long (30d, 12h, 90m).")
+        str,
+        typer.Option("--older-than", help="Remove environments unused this long (30d, 12h, 90m)."),
     ] = "30d",
     dry_run: DryRunOpt = False,
     json_: JsonOpt = False,
@@ -256,8 +274,10 @@ def verify(
                 _err(f"  {problem}")
             if c.action:
                 _err(f"  -> {c.action}")
-        _err(f"runner: checked {len(checks)} environment{'s' if len(checks) != 1 else ''}, "
-             f"{len(bad)} damaged")
+        _err(
+            f"runner: checked {len(checks)} environment{'s' if len(checks) != 1 else ''}, "
+            f"{len(bad)} damaged"
+        )
     unrepaired = [c for c in bad if c.action not in ("unpublished", "removed")]
     if unrepaired:
         from runner.errors import CacheError
@@ -267,7 +287,7 @@ def verify(
             f"the cache",
             hint="Run `runner cache verify --repair` to unpublish them; the next run rebuilds."
             if not repair
-            else "They are in use or being rebuilt; run `runner cache verify --repair` again later.",
+            else "They are in use or being rebuilt; run `runner cache verify --repair` later.",
         )
 
 
