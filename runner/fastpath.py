@@ -8,8 +8,6 @@ The block scanner here is the one the metadata parser uses, so the fast path and
 path can never disagree about which block a script has.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 

@@ -1,0 +1,96 @@
+"""Core benchmark: one cold run, one warm run, and 20 simultaneous cold runs of a two-package script.
+
+The baseline, measured in the same run, is plain `python script.py` with the built
+environment's interpreter. Packages come from local wheels (pip's package cache plays no
+part), so the figures show runner's own work: environment creation, pip, verification,
+publish. Prints medians over --rounds repetitions (each cold repetition uses a fresh cache).
+
+    python bench/run.py [--rounds 5] [--runner PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.wheels import make_wheel  # noqa: E402  # the repo's own tiny-wheel builder
+
+
+def run(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def simultaneous(cmd: list[str], env: dict[str, str], count: int) -> tuple[float, int]:
+    """Start `count` copies at once; return (time until the last one ends, failures)."""
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
+    failures = sum(p.wait() != 0 for p in procs)
+    return time.perf_counter() - start, failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runner", default=str(Path(sys.executable).with_name("runner")))
+    opts = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="runner-bench-run-"))
+    wheels = work / "wheels"
+    make_wheel(wheels, "alpha", "1.0")
+    make_wheel(wheels, "beta", "1.0", requires=["alpha"])
+    script = work / "two.py"
+    script.write_text('# /// script\n# dependencies = ["alpha", "beta"]\n# ///\nimport alpha, beta\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "RUNNER_"))}
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(wheels),
+        RUNNER_NO_AUTO_PRUNE="1",
+    )
+    cold, warm, direct, burst = [], [], [], []
+    failures = 0
+    builds = []
+    for i in range(opts.rounds):
+        cache = work / f"cache-{i}"
+        renv = {**env, "RUNNER_CACHE_DIR": str(cache)}
+        cold.append(run([opts.runner, "run", str(script)], renv))
+        warm.append(run([opts.runner, "run", str(script)], renv))
+        python = subprocess.run(
+            [opts.runner, "python", str(script)], env=renv, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        direct.append(run([python, str(script)], renv))
+        burst_env = {**env, "RUNNER_CACHE_DIR": str(work / f"burst-{i}")}
+        elapsed, failed = simultaneous([opts.runner, "run", str(script)], burst_env, 20)
+        burst.append(elapsed)
+        failures += failed
+        builds.append(len(list((work / f"burst-{i}" / "store").iterdir())))
+        shutil.rmtree(cache)
+
+    def ms(values: list[float]) -> str:
+        return f"{statistics.median(values) * 1000:8.1f} ms"
+
+    base = statistics.median(direct)
+    print(f"two-package script (local wheels), {opts.rounds} rounds, medians")
+    print(f"  plain python (baseline)     {ms(direct)}")
+    print(f"  runner run, warm            {ms(warm)}   {statistics.median(warm) / base:6.2f} x baseline")
+    print(f"  runner run, cold            {ms(cold)}   {statistics.median(cold) / base:6.2f} x baseline")
+    print(f"  20 simultaneous cold runs   {ms(burst)}   (until the last exits)")
+    print(f"  failed runs in the bursts: {failures} of {20 * opts.rounds}; environments built per burst: {builds}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
