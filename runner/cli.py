@@ -159,7 +159,8 @@ def fail(exc: RunnerError) -> NoReturn:
 def main() -> int:
     """Run the CLI; runner's own failures become a message and a documented exit code."""
     try:
-        app(prog_name="runner", standalone_mode=False)
+        # Without standalone mode click returns a command's `Exit` status instead of exiting.
+        status = app(prog_name="runner", standalone_mode=False)
     except RunnerError as exc:
         render_error(exc)
         return exc.exit_code
@@ -178,4 +179,4 @@ def main() -> int:
             show()
             return int(exc.exit_code)
         raise
-    return 0
+    return status if isinstance(status, int) else 0

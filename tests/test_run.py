@@ -222,3 +222,20 @@ def test_users_pip_configuration_is_honoured(tmp_path: Path, wheelhouse: Path, c
     assert got.returncode == 0, got.stderr
     assert got.stdout.strip() == "1.0"
     assert any(r.startswith("/simple/beta") for r in requests)
+
+
+def test_cli_exit_status_of_a_command_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command ending in typer.Exit(n) (e.g. the Windows child's status) exits with n."""
+    import typer
+
+    from runner import cli
+
+    @cli.app.command("exit-with-test-status")
+    def _exit_with() -> None:
+        raise typer.Exit(7)
+
+    monkeypatch.setattr(sys, "argv", ["runner", "exit-with-test-status"])
+    try:
+        assert cli.main() == 7
+    finally:
+        cli.app.registered_commands.pop()
