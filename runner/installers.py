@@ -247,8 +247,13 @@ class PipInstaller:
         return not supported.contains(interpreter.version_obj, prereleases=True)
 
     def command(self, request: InstallRequest, *, seeded: bool) -> list[str]:
+        runner_file = _pip_runner()
         if seeded:
             cmd = [request.python, "-m", "pip"]
+        elif runner_file is not None:
+            # What `pip --python ENV` does, minus starting pip once more under our own
+            # interpreter just to re-execute it: run this pip's code under ENV's Python.
+            cmd = [request.python, runner_file]
         else:
             cmd = [sys.executable, "-m", "pip", "--python", request.python]
         cmd += ["install", "--no-input", "--no-warn-script-location", "--compile"]
@@ -270,15 +275,32 @@ class PipInstaller:
         self, request: InstallRequest, *, log_path: Path, reporter: Reporter, seeded: bool = False
     ) -> None:
         reporter.step("resolving")
+        env = proc.child_env()
+        env.pop("PIP_PYTHON", None)  # pip would re-execute itself under that interpreter
+        # pip's own modules run under the environment's Python; with this set, a Python
+        # other than runner's own would recompile all of pip from source on every build
+        # (about a second). The environment is compiled by --compile either way.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         outcome = proc.run(
             self.command(request, seeded=seeded),
-            env=proc.child_env(),
+            env=env,
             log_path=log_path,
             stream=reporter.verbose,
             on_line=PipProgress(reporter),
         )
         if not outcome.ok:
             raise failure(outcome, "pip", log_path)
+
+
+def _pip_runner() -> str | None:
+    """pip's own file for running this copy of pip under another interpreter (pip >= 22.3)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pip")
+    if spec is None or spec.origin is None:
+        return None
+    path = os.path.join(os.path.dirname(spec.origin), "__pip-runner__.py")
+    return path if os.path.isfile(path) else None
 
 
 def find_uv() -> str | None:
