@@ -95,7 +95,7 @@ def block_content(lines: list[str], start: int, end: int) -> str:
     return "".join(line[2:] + "\n" for line in lines[start + 1 : end])
 
 
-def script_block(text: str) -> tuple[str, int] | None | bool:
+def script_block(text: str) -> tuple[str, int] | bool | None:
     """Return (content, opener index) of the single `script` block, None, or False if duplicated."""
     lines = split_lines(text.removeprefix("\ufeff"))
     found = [b for b in find_blocks(lines) if b[0] == "script"]
@@ -375,7 +375,7 @@ def digest_for_bytes(
     found = script_block(text)
     if found is False:
         return None
-    content = found[0] if found else None
+    content = found[0] if isinstance(found, tuple) else None
     return selection_digest(content, pairs, lock_bytes, script_dir)
 
 

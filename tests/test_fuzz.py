@@ -54,7 +54,7 @@ def reference_blocks(text: str) -> list[tuple[str, str, int]]:
     return out
 
 
-def reference_script(text: str) -> str | None | bool:
+def reference_script(text: str) -> str | bool | None:
     found = [b for b in reference_blocks(text) if b[0] == "script"]
     if len(found) > 1:
         return False
@@ -101,7 +101,7 @@ INTERESTING_LINES = [
 ]
 
 requirement_text = st.lists(
-    st.sampled_from(list("abcAB-_.[],;<>=!~ @'\"()/:*0123") + ["python_version", "extra", "===", "; "]),
+    st.sampled_from([*"abcAB-_.[],;<>=!~ @'\"()/:*0123", "python_version", "extra", "===", "; "]),
     max_size=20,
 ).map("".join)
 
@@ -152,7 +152,7 @@ VALID_BLOCK = [
     '# requires-python = ">=3.8"',
     "# dependencies = [",
     '#   "requests<3",',
-    '#   "rich[jupyter]; python_version >= \'3.8\'",',
+    "#   \"rich[jupyter]; python_version >= '3.8'\",",
     "# ]",
     "#",
     "# [tool.runner]",
@@ -187,11 +187,13 @@ def mutated_blocks(draw: st.DrawFn) -> str:
         elif kind == "duplicate":
             lines.insert(i, lines[i])
         elif kind == "control":
-            ch = draw(st.sampled_from(["\x00", "\x0b", "\x0c", "\x1b", "\x7f", "\u2028", "\ufeff", "\t"]))
+            ch = draw(
+                st.sampled_from(["\x00", "\x0b", "\x0c", "\x1b", "\x7f", "\u2028", "\ufeff", "\t"])
+            )
             at = draw(st.integers(0, len(lines[i])))
             lines[i] = lines[i][:at] + ch + lines[i][at:]
         elif kind == "long":
-            lines.insert(i, "# x = \"" + "a" * draw(st.integers(1000, 50_000)) + '"')
+            lines.insert(i, '# x = "' + "a" * draw(st.integers(1000, 50_000)) + '"')
         else:
             lines[i] = draw(any_line)
     ending = draw(LINE_ENDINGS)
@@ -218,11 +220,15 @@ def generated_blocks(draw: st.DrawFn) -> str:
     deps = draw(st.one_of(st.lists(requirement_text, max_size=4), toml_value))
     lines.append("# dependencies = " + toml_literal(deps))
     if draw(st.booleans()):
-        lines.append("# requires-python = " + toml_literal(draw(st.one_of(requirement_text, toml_value))))
+        lines.append(
+            "# requires-python = " + toml_literal(draw(st.one_of(requirement_text, toml_value)))
+        )
     if draw(st.booleans()):
         lines.append("# tool = " + toml_literal(draw(toml_value)))
     lines.append("# ///")
-    before = draw(st.lists(st.sampled_from(["x = 1", "", "# c", "# /// other", "# ///"]), max_size=3))
+    before = draw(
+        st.lists(st.sampled_from(["x = 1", "", "# c", "# /// other", "# ///"]), max_size=3)
+    )
     return "\n".join([*before, *lines]) + "\n"
 
 
@@ -267,7 +273,11 @@ def test_parse_returns_metadata_or_metadata_error(text: str) -> None:
 
 
 @FUZZ
-@given(st.lists(st.sampled_from(["#", " ", "/", "\n", "\r", "script", "x", "a = 1", "\t"])).map("".join))
+@given(
+    st.lists(st.sampled_from(["#", " ", "/", "\n", "\r", "script", "x", "a = 1", "\t"])).map(
+        "".join
+    )
+)
 def test_scanner_agrees_with_reference_on_dense_input(text: str) -> None:
     lines = fastpath.split_lines(text)
     got = [
@@ -325,8 +335,16 @@ FILES = [
     ("bom", b"\xef\xbb\xbf# /// script\n# ///\n", True),
     ("crlf", b"# /// script\r\n# requires-python = '>=3'\r\n# ///\r\n", True),
     ("unclosed", b"# /// script\n# x = 1\n# ///\n# comment\n", True),
-    ("latin1-declared", "# coding: latin-1\n# /// script\n# [tool.x]\n# a = 'é'\n# ///\n".encode("latin-1"), False),
-    ("coding-word-on-line-2", b"#!/usr/bin/env python\n# decoding helpers\n# /// script\n# ///\n", False),
+    (
+        "latin1-declared",
+        "# coding: latin-1\n# /// script\n# [tool.x]\n# a = 'é'\n# ///\n".encode("latin-1"),
+        False,
+    ),
+    (
+        "coding-word-on-line-2",
+        b"#!/usr/bin/env python\n# decoding helpers\n# /// script\n# ///\n",
+        False,
+    ),
     ("non-ascii-utf8-block", "# /// script\n# [tool.x]\n# a = 'ünï'\n# ///\n".encode(), True),
 ]
 

@@ -42,8 +42,16 @@ SPEC_EXAMPLE = src(
 FOUND = [
     ("minimal", src("# /// script", DEPS_A, "# ///"), 'dependencies = ["a"]\n'),
     ("empty-block", src("# /// script", "# ///"), ""),
-    ("no-final-newline", src("# /// script", DEPS_A, "# ///", final=False), 'dependencies = ["a"]\n'),
-    ("lone-hash-lines", src("# /// script", "#", DEPS_A, "#", "# ///"), '\ndependencies = ["a"]\n\n'),
+    (
+        "no-final-newline",
+        src("# /// script", DEPS_A, "# ///", final=False),
+        'dependencies = ["a"]\n',
+    ),
+    (
+        "lone-hash-lines",
+        src("# /// script", "#", DEPS_A, "#", "# ///"),
+        '\ndependencies = ["a"]\n\n',
+    ),
     (
         "spec-example-embedded-csharp",
         SPEC_EXAMPLE,
@@ -55,8 +63,16 @@ FOUND = [
     # unclosed block, which MUST be ignored (the regex would backtrack and accept it).
     ("closer-then-comment-is-unclosed", src("# /// script", DEPS_A, "# ///", "# Says hi."), None),
     ("closer-then-lone-hash-is-unclosed", src("# /// script", DEPS_A, "# ///", "#"), None),
-    ("closer-then-blank", src("# /// script", DEPS_A, "# ///", "", "# Says hi."), 'dependencies = ["a"]\n'),
-    ("closer-then-code", src("# /// script", DEPS_A, "# ///", "print(1)"), 'dependencies = ["a"]\n'),
+    (
+        "closer-then-blank",
+        src("# /// script", DEPS_A, "# ///", "", "# Says hi."),
+        'dependencies = ["a"]\n',
+    ),
+    (
+        "closer-then-code",
+        src("# /// script", DEPS_A, "# ///", "print(1)"),
+        'dependencies = ["a"]\n',
+    ),
     ("unclosed-at-eof", src("# /// script", DEPS_A), None),
     ("opener-only", src("# /// script", final=False), None),
     ("unclosed-run-then-code", src("# /// script", DEPS_A, "import a", "# ///"), None),
@@ -69,7 +85,11 @@ FOUND = [
     ("opener-double-hash", src("## /// script", DEPS_A, "# ///"), None),
     ("closer-no-space", src("# /// script", DEPS_A, "#///"), None),
     ("opener-tab-after-hash", src("#\t/// script", DEPS_A, "# ///"), None),
-    ("content-tab-after-hash-breaks-run", src("# /// script", "#\tdependencies = []", "# ///"), None),
+    (
+        "content-tab-after-hash-breaks-run",
+        src("# /// script", "#\tdependencies = []", "# ///"),
+        None,
+    ),
     ("content-no-space-breaks-run", src("# /// script", '#dependencies = ["a"]', "# ///"), None),
     ("indented-opener-not-top-level", src("    # /// script", "    " + DEPS_A, "    # ///"), None),
     ("type-is-case-sensitive", src("# /// Script", DEPS_A, "# ///"), None),
@@ -77,7 +97,9 @@ FOUND = [
     ("type-with-dot-not-an-opener", src("# /// script.v2", DEPS_A, "# ///"), None),
     (
         "block-not-at-top",
-        src("#!/usr/bin/env python3", "import sys", "", "# /// script", DEPS_A, "# ///", "print(1)"),
+        src(
+            "#!/usr/bin/env python3", "import sys", "", "# /// script", DEPS_A, "# ///", "print(1)"
+        ),
         'dependencies = ["a"]\n',
     ),
     # The specification does not special-case strings: the scanner is line based, so a
@@ -115,7 +137,11 @@ FOUND = [
     ("crlf", src("# /// script", DEPS_A, "# ///", nl="\r\n"), 'dependencies = ["a"]\n'),
     ("lone-cr", src("# /// script", DEPS_A, "# ///", nl="\r"), 'dependencies = ["a"]\n'),
     ("mixed-endings", "# /// script\r\n" + DEPS_A + "\r# ///\n", 'dependencies = ["a"]\n'),
-    ("crlf-after-closer-comment-unclosed", src("# /// script", DEPS_A, "# ///", "# x", nl="\r\n"), None),
+    (
+        "crlf-after-closer-comment-unclosed",
+        src("# /// script", DEPS_A, "# ///", "# x", nl="\r\n"),
+        None,
+    ),
     ("bom-in-text", "\ufeff" + src("# /// script", DEPS_A, "# ///"), 'dependencies = ["a"]\n'),
     # Only \r\n, \r and \n end lines (as in Python's tokenizer), not \f, \v or U+2028.
     ("form-feed-is-not-a-line-end", src("# /// script", DEPS_A + "\f# ///"), None),
@@ -153,7 +179,10 @@ def test_block_line_and_fields() -> None:
     assert meta.block_line == 2
     assert meta.requires_python == ">=3.8"
     assert meta.dependencies == ("Requests>=2", "rich[jupyter]; python_version >= '3.8'")
-    assert meta.tool == {"runner": {"index-url": "https://example.invalid/simple"}, "other": {"x": [1, 2]}}
+    assert meta.tool == {
+        "runner": {"index-url": "https://example.invalid/simple"},
+        "other": {"x": [1, 2]},
+    }
     assert meta.runner_settings == {"index-url": "https://example.invalid/simple"}
 
 
@@ -161,7 +190,11 @@ def test_block_line_and_fields() -> None:
 SCANNED = [
     ("closer-trailing-space-is-content", ["# /// script", "# /// ", "# ///"], [("script", 0, 2)]),
     ("bare-closer-inside-is-content", ["# /// a", "# ///", "# x", "# ///", ""], [("a", 0, 3)]),
-    ("two-types", ["# /// a", "# ///", "", "# /// b-2", "#", "# ///"], [("a", 0, 1), ("b-2", 3, 5)]),
+    (
+        "two-types",
+        ["# /// a", "# ///", "", "# /// b-2", "#", "# ///"],
+        [("a", 0, 1), ("b-2", 3, 5)],
+    ),
     ("closer-alone-is-not-a-block", ["# ///", "# ///"], []),
     ("opener-as-closer-of-nothing", ["# /// a", "x", "# ///"], []),
     # Openers inside an unclosed run can never close either: their run ends at the same line.
@@ -268,7 +301,7 @@ ERRORS = [
             '#   "not a requirement!",',
             '#   "rich>=13",',
             '#   "bad ===",',
-            '#   "ok[extra]; python_version < \'4\'",',
+            "#   \"ok[extra]; python_version < '4'\",",
             "# ]",
             "# ///",
         ),
@@ -352,7 +385,11 @@ DECODED = [
     ("utf8", "x = 'é'\n".encode(), "x = 'é'\n"),
     ("bom-dropped", b"\xef\xbb\xbf# /// script\n# ///\n", "# /// script\n# ///\n"),
     ("latin1-declared-line2", LATIN1_SCRIPT.encode("latin-1"), LATIN1_SCRIPT),
-    ("latin1-declared-line1", "# coding=latin-1\n# é\n".encode("latin-1"), "# coding=latin-1\n# é\n"),
+    (
+        "latin1-declared-line1",
+        "# coding=latin-1\n# é\n".encode("latin-1"),
+        "# coding=latin-1\n# é\n",
+    ),
     ("utf8-declared", "# coding: utf-8\nx = 'é'\n".encode(), "# coding: utf-8\nx = 'é'\n"),
     ("crlf-kept-for-the-scanner", b"# a\r\n# b\r\n", "# a\r\n# b\r\n"),
     ("empty", b"", ""),
@@ -380,20 +417,42 @@ def test_bom_file_block_found_by_both_paths() -> None:
 
 # (id, file bytes, regex the ScriptError message must match)
 UNDECODABLE = [
-    ("bad-byte-line-1", b"x = '\xff'\n", r"^s\.py: cannot decode the file as utf-8 \(line 1, byte offset 5\)$"),
+    (
+        "bad-byte-line-1",
+        b"x = '\xff'\n",
+        r"^s\.py: cannot decode the file as utf-8 \(line 1, byte offset 5\)$",
+    ),
     ("bad-byte-line-2", b"# hi\nx = '\xff'\n", r"\(line 2, byte offset 10\)$"),
-    ("bad-byte-line-5", b"a\nb\nc\nd\n\xc3\x28\n", r"^s\.py: cannot decode the file as utf-8 \(line 5, "),
+    (
+        "bad-byte-line-5",
+        b"a\nb\nc\nd\n\xc3\x28\n",
+        r"^s\.py: cannot decode the file as utf-8 \(line 5, ",
+    ),
     ("bad-byte-after-crlf", b"a\r\nb\r\n\xff", r"\(line 3, byte offset 6\)$"),
     ("bad-byte-after-lone-cr", b"a\rb\rc\r\xff", r"\(line 4, byte offset 6\)$"),
     ("truncated-sequence-at-eof", b"x = 1\n# \xe2\x82", r"\(line 2, byte offset 8\)$"),
-    ("cookie-on-line-3-ignored", b"a\nb\n# coding: latin-1\n\xe9\n", r"cannot decode the file as utf-8 \(line 4,"),
-    ("latin1-cookie-bad-ascii-codec", b"# coding: ascii\nx = '\xe9'\n", r"cannot decode the file as ascii \(line 2,"),
-    ("unknown-encoding", b"# -*- coding: no-such-codec -*-\n", r"^s\.py: unknown encoding: no-such-codec$"),
+    (
+        "cookie-on-line-3-ignored",
+        b"a\nb\n# coding: latin-1\n\xe9\n",
+        r"cannot decode the file as utf-8 \(line 4,",
+    ),
+    (
+        "latin1-cookie-bad-ascii-codec",
+        b"# coding: ascii\nx = '\xe9'\n",
+        r"cannot decode the file as ascii \(line 2,",
+    ),
+    (
+        "unknown-encoding",
+        b"# -*- coding: no-such-codec -*-\n",
+        r"^s\.py: unknown encoding: no-such-codec$",
+    ),
     ("bom-with-latin1-cookie", b"\xef\xbb\xbf# coding: latin-1\n", r"^s\.py: encoding problem"),
 ]
 
 
-@pytest.mark.parametrize(("data", "pattern"), [c[1:] for c in UNDECODABLE], ids=[c[0] for c in UNDECODABLE])
+@pytest.mark.parametrize(
+    ("data", "pattern"), [c[1:] for c in UNDECODABLE], ids=[c[0] for c in UNDECODABLE]
+)
 def test_undecodable(data: bytes, pattern: str) -> None:
     with pytest.raises(ScriptError) as info:
         decode_source(data, "s.py")
@@ -425,4 +484,6 @@ def test_invalid_metadata_never_runs_the_script(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert not marker.exists()
     # Nothing was built for it either.
-    assert not (tmp_path / "cache" / "store").exists() or not any((tmp_path / "cache" / "store").iterdir())
+    assert not (tmp_path / "cache" / "store").exists() or not any(
+        (tmp_path / "cache" / "store").iterdir()
+    )

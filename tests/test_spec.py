@@ -54,7 +54,11 @@ SAME = [
     ("extras-case-and-order", ["x[B,a]", "x[c]"], ["X[a,b,c]"]),
     ("extras-duplicated", ["x[a]", "x[a]"], ["x[a]"]),
     ("marker-spacing-and-quotes", ["a; python_version<'3.12'"], ['a ; python_version < "3.12"']),
-    ("url-spacing", ["b@ https://example.invalid/b-1.0-py3-none-any.whl"], ["B @ https://example.invalid/b-1.0-py3-none-any.whl"]),
+    (
+        "url-spacing",
+        ["b@ https://example.invalid/b-1.0-py3-none-any.whl"],
+        ["B @ https://example.invalid/b-1.0-py3-none-any.whl"],
+    ),
     ("empty", [], []),
 ]
 
@@ -80,7 +84,9 @@ DIFFERENT = [
 ]
 
 
-@pytest.mark.parametrize(("one", "other"), [c[1:] for c in DIFFERENT], ids=[c[0] for c in DIFFERENT])
+@pytest.mark.parametrize(
+    ("one", "other"), [c[1:] for c in DIFFERENT], ids=[c[0] for c in DIFFERENT]
+)
 def test_different_needs_different_key(one: list[str], other: list[str]) -> None:
     assert key(one) != key(other)
 
@@ -93,7 +99,7 @@ def test_normalized_form() -> None:
 
 def test_markers_kept_separately_from_unconditional() -> None:
     out = normalize_requirements(["x; sys_platform == 'win32'", "x>=1"])
-    assert out == ("x ; sys_platform == \"win32\"", "x>=1")
+    assert out == ('x ; sys_platform == "win32"', "x>=1")
 
 
 req_strategy = st.builds(
@@ -125,13 +131,15 @@ def test_key_changes_with_interpreter_identity() -> None:
         ("soabi", "cpython-311d-x86_64-linux-gnu"),
         ("real_path", "/opt/python3.11/bin/python3.11"),
     ]:
-        other = dataclasses.replace(PY, **{field: value})
+        other = dataclasses.replace(PY, **{field: value})  # type: ignore[arg-type]
         assert key(["rich"], interpreter=other) != base, field
 
 
 def test_key_ignores_the_path_used_to_reach_the_interpreter() -> None:
     # Two symlinks to one interpreter (same real path and identity) share environments.
-    assert key(["rich"], interpreter=dataclasses.replace(PY, path="/usr/local/bin/python3")) == key(["rich"])
+    assert key(["rich"], interpreter=dataclasses.replace(PY, path="/usr/local/bin/python3")) == key(
+        ["rich"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -209,14 +217,20 @@ def test_same_needs_written_differently_share_key_across_scripts(tmp_path: Path)
     one = tmp_path / "one.py"
     other = tmp_path / "other.py"
     one.write_text('# /// script\n# dependencies = ["Alpha>=1", "beta"]\n# ///\nprint(1)\n')
-    other.write_text('# /// script\n# dependencies = [\n#   "beta",\n#   "alpha >= 1",\n# ]\n# ///\n')
+    other.write_text(
+        '# /// script\n# dependencies = [\n#   "beta",\n#   "alpha >= 1",\n# ]\n# ///\n'
+    )
     assert _prepared_key(one)[0] == _prepared_key(other)[0]
 
 
 # ------------------------------------------------------------------ credentials
 
 REDACT = [
-    ("user-and-password", "https://user:s3cret@host.invalid/simple", "https://***@host.invalid/simple"),
+    (
+        "user-and-password",
+        "https://user:s3cret@host.invalid/simple",
+        "https://***@host.invalid/simple",
+    ),
     ("token-as-user", "https://ghp_tok3n@host.invalid/simple/", "https://***@host.invalid/simple/"),
     ("password-only", "https://:s3cret@host.invalid/", "https://***@host.invalid/"),
     ("port-kept", "http://u:p@127.0.0.1:8080/simple", "http://***@127.0.0.1:8080/simple"),
