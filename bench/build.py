@@ -51,7 +51,10 @@ class Tool:
     """One way of running a script cold: prepare() resets its env cache, cmd() runs it."""
 
     def __init__(
-        self, name: str, cmd: Callable[[Path, Path], list[str]], env: Callable[[Path], dict[str, str]],
+        self,
+        name: str,
+        cmd: Callable[[Path, Path], list[str]],
+        env: Callable[[Path], dict[str, str]],
         reset: Callable[[Path], None] | None = None,
     ):
         self.name, self._cmd, self._env, self._reset = name, cmd, env, reset

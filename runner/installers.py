@@ -25,6 +25,7 @@ from runner.interpreters import Interpreter
 from runner.report import Reporter
 from runner.spec import IndexSettings, redact_url
 
+
 @dataclass(frozen=True)
 class InstallRequest:
     """What to install into which environment, and from where."""
@@ -99,7 +100,7 @@ def _redact(line: str) -> str:
     return _URL.sub(lambda m: redact_url(m.group(0)), line)
 # Lines that carry the diagnosis in pip's and uv's output.
 _KEY_PREFIXES = (
-    "ERROR:", "error:", "× ", "╰─▶", "╰─>", "cause:", "Caused by:", "hint:", "help:", "note:",
+    "ERROR:", "error:", "× ", "╰─▶", "╰─>", "cause:", "Caused by:", "hint:", "help:", "note:",  # noqa: RUF001  # the installers' own glyph
 )
 _KEY_LINES = 25
 _TAIL_OF_BLOCK = 8
@@ -170,7 +171,8 @@ def failure(outcome: proc.Outcome, installer: str, log_path: Path) -> InstallErr
             details=details,
         )
     return InstallError(
-        f"{installer} failed to install the script's dependencies (exit status {outcome.returncode})",
+        f"{installer} failed to install the script's dependencies "
+        f"(exit status {outcome.returncode})",
         hint=f"See the installer's messages above; run with -v to see everything. {hint_log}.",
         details=details,
     )
@@ -179,7 +181,8 @@ def failure(outcome: proc.Outcome, installer: str, log_path: Path) -> InstallErr
 def _requires_python_of_pip() -> str:
     from importlib.metadata import metadata
 
-    return metadata("pip").get("Requires-Python") or ""
+    found = metadata("pip").get_all("Requires-Python") or []
+    return str(found[0]) if found else ""
 
 
 def _plural(n: int, word: str) -> str:
