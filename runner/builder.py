@@ -225,8 +225,11 @@ def build(
             os.sync()  # what is published must survive a power cut, not just SIGKILL
         fsync_dir(env_dir)
         reporter.detail(f"built {env_dir} in {time.monotonic() - started:.2f} s")
-    except BaseException:
+    except BaseException as exc:
         remove_tree(env_dir)
+        space = cache.build_failure(exc)  # a full disk shows up as an installer failure
+        if space is not None:
+            raise space from None
         raise
     finally:
         reporter.end_status()  # erase the live status line before anyone else writes

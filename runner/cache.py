@@ -27,7 +27,7 @@ from typing import Any
 
 from runner import fastpath
 from runner.errors import CacheError
-from runner.fsutil import atomic_write_text, fsync_dir
+from runner.fsutil import atomic_write_text, fsync_dir, replace_retrying
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -38,10 +38,17 @@ SUBDIRS = ("envs", "store", "locks", "scripts", "interpreters", "logs")
 _NO_LOCKING = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
 if hasattr(errno, "ENOTSUP"):
     _NO_LOCKING.add(errno.ENOTSUP)
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# How pip and uv (and the OS) word a full disk or quota in their output.
+_NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded", "[Errno 28]", "os error 28")
+# RUNNER_LOCK=soft: marker-file leases for caches shared between hosts. Every host must use
+# the same duration (filelock refuses a contender that disagrees); a holder refreshes its
+# marker every third of it, so a killed holder's marker is taken over after this long.
+SOFT_LEASE_SECONDS = 60.0
 
 
 def _cache_error(path: Path, exc: OSError, doing: str) -> CacheError:
-    if exc.errno == errno.ENOSPC or exc.errno == getattr(errno, "EDQUOT", -1):
+    if exc.errno in _NO_SPACE:
         return CacheError(
             f"no space left in the runner cache at {path} while {doing}",
             hint="Free some space (`runner cache prune`), or point RUNNER_CACHE_DIR at a "
@@ -53,6 +60,25 @@ def _cache_error(path: Path, exc: OSError, doing: str) -> CacheError:
             hint="Make it writable, or choose another cache with RUNNER_CACHE_DIR=/some/dir.",
         )
     return CacheError(f"runner cache error at {path} while {doing}: {exc}")
+
+
+def _soft_lease_seconds() -> float:
+    try:
+        value = float(os.environ.get("RUNNER_LOCK_LEASE", ""))
+    except ValueError:
+        return SOFT_LEASE_SECONDS
+    return value if value > 0 else SOFT_LEASE_SECONDS
+
+
+def _make_lock(path: Path) -> Any:
+    """The build lock for `path`: flock, or with RUNNER_LOCK=soft a marker-file lease that
+    records pid and host and that a waiter takes over once its holder is gone (same host:
+    at once when the pid is dead; other hosts: when the marker stops being refreshed)."""
+    import filelock
+
+    if os.environ.get("RUNNER_LOCK") == "soft":
+        return filelock.SoftFileLease(str(path), lease_duration=_soft_lease_seconds())
+    return filelock.FileLock(str(path))
 
 
 class Cache:
@@ -84,7 +110,12 @@ class Cache:
             if not tag.exists():
                 atomic_write_text(tag, CACHEDIR_TAG)
         except OSError as exc:
-            raise _cache_error(self.root, exc, "creating the cache layout") from None
+            if not self._layout_present():
+                raise _cache_error(self.root, exc, "creating the cache layout") from None
+            # A read-only cache that already has its layout still serves what it holds.
+
+    def _layout_present(self) -> bool:
+        return all((self.root / name).is_dir() for name in SUBDIRS)
 
     def check_ownership(self) -> None:
         """Refuse a root that another user owns or that others can write (POSIX)."""
@@ -118,12 +149,14 @@ class Cache:
             target = os.readlink(pointer)
         except FileNotFoundError:
             return None
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                return None
-            try:  # a pointer file, where symlinks are not available
+        except OSError:
+            # Not a symlink (EINVAL on POSIX, WinError 4390 on Windows): a pointer file,
+            # written where symlinks are not available.
+            try:
                 target = pointer.read_text(encoding="utf-8").strip()
-            except OSError:
+            except (OSError, UnicodeDecodeError):
+                return None
+            if not target:
                 return None
         path = Path(target)
         if not path.is_absolute():
@@ -167,20 +200,28 @@ class Cache:
         Correctness never depends on this lock: where the filesystem cannot lock, two
         builders may both build and one pointer swap wins.
         """
+        import warnings
+
         import filelock
 
         path = self.locks / f"{key}.lock"
         owner = self.locks / f"{key}.owner"
-        if os.environ.get("RUNNER_LOCK") == "soft":
-            lock: filelock.BaseFileLock = filelock.SoftFileLock(str(path))
-        else:
-            lock = filelock.FileLock(str(path))
+        lock = _make_lock(path)
         try:
-            try:
-                lock.acquire(timeout=1.0)
-            except filelock.Timeout:
-                on_wait(self._owner_text(owner))
-                lock.acquire()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    lock.acquire(timeout=1.0)
+                except filelock.Timeout:
+                    on_wait(self._owner_text(owner))
+                    lock.acquire()
+            for warning in caught:
+                # filelock falls back to a marker file where flock is missing (ENOSYS).
+                if "SoftFileLock" in str(warning.message):
+                    on_unlockable(
+                        f"the cache filesystem cannot lock {path} (no flock); "
+                        "using a marker file instead"
+                    )
         except OSError as exc:
             if exc.errno in _NO_LOCKING:
                 on_unlockable(f"the cache filesystem cannot lock {path} ({exc}); building without the lock")
@@ -207,15 +248,15 @@ class Cache:
         For cleanup: a busy lock means a build of this key is in progress. Where the
         filesystem cannot lock, yields True (correctness never depends on this lock).
         """
+        import warnings
+
         import filelock
 
-        path = self.locks / f"{key}.lock"
-        if os.environ.get("RUNNER_LOCK") == "soft":
-            lock: filelock.BaseFileLock = filelock.SoftFileLock(str(path))
-        else:
-            lock = filelock.FileLock(str(path))
+        lock = _make_lock(self.locks / f"{key}.lock")
         try:
-            lock.acquire(blocking=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lock.acquire(blocking=False)
         except filelock.Timeout:
             yield False
             return
@@ -244,12 +285,32 @@ class Cache:
                 os.symlink(relative, tmp)
             except (OSError, NotImplementedError):
                 atomic_write_text(tmp, relative + "\n")
-            os.replace(tmp, pointer)
+            replace_retrying(tmp, pointer)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise _cache_error(self.envs, exc, "publishing an environment") from None
         fsync_dir(self.envs)
+
+    def build_failure(self, exc: BaseException) -> CacheError | None:
+        """The cache error a failed build really is (a full disk, a read-only cache), if any.
+
+        The installer reports a full disk only in its output, so that is recognised too.
+        """
+        if isinstance(exc, OSError) and exc.errno in (*_NO_SPACE, errno.EROFS):
+            return _cache_error(self.root, exc, "building an environment")
+        if isinstance(exc, CacheError):
+            return None
+        text = " ".join(
+            str(part or "") for part in (getattr(exc, "message", exc), getattr(exc, "details", ""))
+        )
+        if isinstance(exc, Exception) and any(marker in text for marker in _NO_SPACE_TEXT):
+            error = _cache_error(
+                self.root, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), "building an environment"
+            )
+            error.details = getattr(exc, "details", None)
+            return error
+        return None
 
     # ------------------------------------------------------------------ aliases
 

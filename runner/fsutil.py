@@ -8,7 +8,39 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# Windows: another process (an antivirus scanner, an indexer) holds the file briefly.
+# ERROR_ACCESS_DENIED, ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION.
+_SHARING_WINERRORS = frozenset({5, 32, 33})
+RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+_sleep = time.sleep  # tests replace it to count the waits
+
+
+def is_sharing_violation(exc: BaseException) -> bool:
+    return isinstance(exc, PermissionError) and getattr(exc, "winerror", None) in _SHARING_WINERRORS
+
+
+def retrying(func: Callable[..., T], *args: object) -> T:
+    """Call `func(*args)`, retrying with backoff while Windows reports a sharing violation."""
+    for delay in RETRY_DELAYS:
+        try:
+            return func(*args)
+        except PermissionError as exc:
+            if not is_sharing_violation(exc):
+                raise
+        _sleep(delay)
+    return func(*args)
+
+
+def replace_retrying(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """`os.replace`, riding out a scanner that holds either file for a moment (Windows)."""
+    retrying(os.replace, src, dst)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -20,7 +52,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        replace_retrying(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -53,12 +85,20 @@ def remove_tree(path: Path) -> None:
         return
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+            retrying(os.unlink, path)
         return
 
     def onexc(func: object, failed: str, exc: BaseException) -> None:
         if isinstance(exc, FileNotFoundError):
             return
+        if is_sharing_violation(exc) and func in (os.unlink, os.remove, os.rmdir):
+            try:
+                retrying(func, failed)  # type: ignore[arg-type]
+                return
+            except FileNotFoundError:
+                return
+            except OSError as again:
+                exc = again
         if isinstance(exc, PermissionError):
             # A read-only directory inside (some wheels ship them): make it writable, retry.
             with contextlib.suppress(OSError):
