@@ -233,9 +233,9 @@ def test_a_build_on_a_terminal_shows_a_live_status(
     assert (status, stdout) == (0, "ok\n"), screen
     lines = screen.split("\n")
     # Two finished lines; everything else was drawn over in place and erased.
-    assert lines[0].startswith("runner: building an environment for")
-    assert lines[1].startswith("\r\033[K") and "environment ready in" in lines[1]
-    assert lines[2:] == [""]
+    assert lines[0].startswith("runner: building an environment for"), repr(screen)
+    assert lines[1].startswith("\r\033[K") and "environment ready in" in lines[1], repr(screen)
+    assert lines[2:] == [""], repr(screen)
     colour = "" if no_color else "\033[36m"
     assert f"\r\033[Krunner: {colour}installing 1 package" in screen
     assert ("\033[36m" in screen) is not bool(no_color)
