@@ -54,7 +54,7 @@ def decode_source(data: bytes, path: str) -> str:
         # A BOM is dropped by the utf-8-sig codec; parse() drops one more, as the fast path
         # does, so both agree even on a (malformed) file that starts with two.
         return data.decode(encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
+    except (UnicodeError, LookupError) as exc:  # some codecs raise plain UnicodeError
         where = _position(data, exc.start) if isinstance(exc, UnicodeDecodeError) else ""
         raise ScriptError(
             f"{path}: cannot decode the file as {encoding}{where}",

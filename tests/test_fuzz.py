@@ -12,6 +12,7 @@ Properties, for any input:
 
 from __future__ import annotations
 
+import encodings.aliases
 import json
 import re
 from pathlib import Path
@@ -290,9 +291,12 @@ def test_scanner_agrees_with_reference_on_dense_input(text: str) -> None:
 @st.composite
 def script_bytes(draw: st.DrawFn) -> bytes:
     text = draw(st.one_of(mutated_blocks(), line_texts()))
-    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1-declared", "raw"]))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1-declared", "declared", "raw"]))
     if encoding == "latin-1-declared":
         data = ("# -*- coding: latin-1 -*-\n" + text).encode("latin-1", "replace")
+    elif encoding == "declared":  # any codec name Python knows, text or not
+        name = draw(st.sampled_from(sorted(set(encodings.aliases.aliases.values()))))
+        data = f"# coding: {name}\n{text}".encode("utf-8", "surrogatepass")
     elif encoding == "raw":
         return draw(st.binary(max_size=200))
     else:

@@ -442,6 +442,17 @@ UNDECODABLE = [
         r"cannot decode the file as ascii \(line 2,",
     ),
     (
+        "codec-raising-unicode-error",
+        b"# coding: undefined\nx = 1\n",
+        r"^s\.py: cannot decode the file as undefined$",
+    ),
+    (
+        "punycode-declared",
+        b"# coding: punycode\nx = 1\n",
+        r"^s\.py: cannot decode the file as punycode$",
+    ),
+    ("not-a-text-codec", b"# coding: rot13\nx = 1\n", r"^s\.py: cannot decode the file as rot13$"),
+    (
         "unknown-encoding",
         b"# -*- coding: no-such-codec -*-\n",
         r"^s\.py: unknown encoding: no-such-codec$",
