@@ -29,6 +29,7 @@ SCRIPTS = {
     "rich + requests": (["rich", "requests"], "import rich, requests\nprint('ok')\n"),
 }
 TARGETS = {("runner-pip", "pipx-run"): 0.8, ("runner-uv", "uv-run"): 1.5}
+INFORMATIVE = {("runner-uv", "uv-run-pyc")}
 
 
 def write_script(directory: Path, deps: list[str], body: str) -> Path:
@@ -112,6 +113,14 @@ def tools(python: str, scratch: Path) -> list[Tool]:
             lambda f: {},
             reset=drop_script_envs,
         ))
+        # Not a target: uv run does not compile bytecode, runner does (later runs are faster).
+        found.append(Tool(
+            "uv-run-pyc",
+            lambda s, f: [uv, "run", "--quiet", "--compile-bytecode", "--python", python,
+                          "--script", str(s)],
+            lambda f: {},
+            reset=drop_script_envs,
+        ))
     return found
 
 
@@ -142,6 +151,10 @@ def main() -> int:
             for name, ts in times.items():
                 print(f"  {name:<11} median {medians[name]:.3f} s   "
                       f"(min {min(ts):.3f}, max {max(ts):.3f})")
+            for ours, theirs in INFORMATIVE:
+                if ours in medians and theirs in medians:
+                    print(f"  {ours} / {theirs} = {medians[ours] / medians[theirs]:.2f}"
+                          "  (both compile bytecode; informative)")
             for (ours, theirs), target in TARGETS.items():
                 if ours in medians and theirs in medians:
                     ratio = medians[ours] / medians[theirs]
