@@ -59,7 +59,10 @@ def _cache_error(path: Path, exc: OSError, doing: str) -> CacheError:
             f"cannot write to the runner cache at {path} ({exc.strerror}) while {doing}",
             hint="Make it writable, or choose another cache with RUNNER_CACHE_DIR=/some/dir.",
         )
-    return CacheError(f"runner cache error at {path} while {doing}: {exc}")
+    return CacheError(
+        f"runner cache error at {path} while {doing}: {exc.strerror or exc}",
+        hint="Fix the path, or choose another cache with RUNNER_CACHE_DIR=/some/dir.",
+    )
 
 
 def _soft_lease_seconds() -> float:
@@ -71,14 +74,28 @@ def _soft_lease_seconds() -> float:
 
 
 def _make_lock(path: Path) -> Any:
-    """The build lock for `path`: flock, or with RUNNER_LOCK=soft a marker-file lease that
-    records pid and host and that a waiter takes over once its holder is gone (same host:
-    at once when the pid is dead; other hosts: when the marker stops being refreshed)."""
+    """The build lock `locks/<key>.lock`: flock, or with RUNNER_LOCK=soft a marker-file
+    lease `locks/<key>.marker` that records pid and host and that a waiter takes over once
+    its holder is gone (same host: at once when the pid is dead; other hosts: when the
+    marker has not been refreshed for the lease duration).
+
+    The two never share a path: flock leaves its (empty) lock files in place, and a soft
+    lock would take such a file for the marker of a holder that never goes away. For the
+    same reason filelock's own switch to marker files where flock is missing (ENOSYS) is
+    turned off: runner then builds without the lock, which is still correct.
+    """
     import filelock
 
     if os.environ.get("RUNNER_LOCK") == "soft":
-        return filelock.SoftFileLease(str(path), lease_duration=_soft_lease_seconds())
-    return filelock.FileLock(str(path))
+        marker = str(path.with_suffix(".marker"))
+        lease = getattr(filelock, "SoftFileLease", None)  # filelock >= 3.30
+        if lease is not None:
+            return lease(marker, lease_duration=_soft_lease_seconds())
+        return filelock.SoftFileLock(marker)
+    try:
+        return filelock.FileLock(str(path), fallback_to_soft=False)
+    except TypeError:  # filelock < 4 has no soft fallback to turn off
+        return filelock.FileLock(str(path))
 
 
 class Cache:
@@ -170,6 +187,9 @@ class Cache:
             return None
         if not is_intact(env_dir):
             return None
+        manifest = self.read_manifest(env_dir)  # the cold path can afford to read it
+        if manifest is None or manifest.get("key") != key:
+            return None
         return env_dir
 
     # ------------------------------------------------------------------ building
@@ -208,20 +228,13 @@ class Cache:
         owner = self.locks / f"{key}.owner"
         lock = _make_lock(path)
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # filelock's warnings are not the user's business
                 try:
                     lock.acquire(timeout=1.0)
                 except filelock.Timeout:
                     on_wait(self._owner_text(owner))
-                    lock.acquire()
-            for warning in caught:
-                # filelock falls back to a marker file where flock is missing (ENOSYS).
-                if "SoftFileLock" in str(warning.message):
-                    on_unlockable(
-                        f"the cache filesystem cannot lock {path} (no flock); "
-                        "using a marker file instead"
-                    )
+                    self._wait_for(lock)
         except OSError as exc:
             if exc.errno in _NO_LOCKING:
                 on_unlockable(f"the cache filesystem cannot lock {path} ({exc}); building without the lock")
@@ -267,6 +280,27 @@ class Cache:
             yield True
         finally:
             lock.release()
+
+    @staticmethod
+    def _wait_for(lock: Any) -> None:
+        """Wait for the lock. A soft marker that is still empty a whole lease after it was
+        made belongs to a holder killed between creating and filling it; filelock would
+        wait for it forever, so it is removed."""
+        import filelock
+
+        if os.environ.get("RUNNER_LOCK") != "soft":
+            lock.acquire()
+            return
+        lease = _soft_lease_seconds()
+        while True:
+            try:
+                lock.acquire(timeout=lease)
+                return
+            except filelock.Timeout:
+                with contextlib.suppress(OSError):
+                    st = os.stat(lock.lock_file)
+                    if st.st_size == 0 and time.time() - st.st_mtime > lease:
+                        os.unlink(lock.lock_file)
 
     @staticmethod
     def _owner_text(owner: Path) -> str:
