@@ -55,6 +55,7 @@ def isolated(
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     monkeypatch.setenv("UV_NO_CONFIG", "1")
     monkeypatch.setenv("UV_INDEX_URL", DEAD_INDEX)
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("VIRTUALENV_OVERRIDE_APP_DATA", str(shared_dirs["venv_app_data"]))
@@ -85,7 +86,8 @@ def offline_wheels(monkeypatch: pytest.MonkeyPatch, wheelhouse: Path) -> Path:
     """Make pip (and uv) install from the wheelhouse only, as a user's find-links would."""
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheelhouse))
-    monkeypatch.setenv("UV_NO_INDEX", "1")
+    # uv has no UV_NO_INDEX; offline mode keeps it off the (dead) index, find-links still work.
+    monkeypatch.setenv("UV_OFFLINE", "1")
     monkeypatch.setenv("UV_FIND_LINKS", str(wheelhouse))
     return wheelhouse
 
