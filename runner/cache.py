@@ -339,9 +339,8 @@ class Cache:
             str(part or "") for part in (getattr(exc, "message", exc), getattr(exc, "details", ""))
         )
         if isinstance(exc, Exception) and any(marker in text for marker in _NO_SPACE_TEXT):
-            error = _cache_error(
-                self.root, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), "building an environment"
-            )
+            full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            error = _cache_error(self.root, full, "building an environment")
             error.details = getattr(exc, "details", None)
             return error
         return None

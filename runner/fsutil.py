@@ -93,7 +93,7 @@ def remove_tree(path: Path) -> None:
             return
         if is_sharing_violation(exc) and func in (os.unlink, os.remove, os.rmdir):
             try:
-                retrying(func, failed)  # type: ignore[arg-type]
+                retrying(func, failed)  # type: ignore[operator,unused-ignore]
                 return
             except FileNotFoundError:
                 return

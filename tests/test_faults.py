@@ -57,7 +57,10 @@ def read_only(path: Path) -> Iterator[Path]:
     _mount("--bind", str(path), str(path))
     try:
         result = subprocess.run(
-            ["mount", "-o", "remount,bind,ro", str(path)], capture_output=True, text=True, check=False
+            ["mount", "-o", "remount,bind,ro", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             pytest.skip(f"read-only remount failed: {result.stderr.strip()}")
@@ -115,10 +118,18 @@ def test_no_space_text_from_installer_becomes_cache_error(cache_dir: Path) -> No
     cache = Cache(cache_dir)
     pip = InstallError(
         "pip failed",
-        details="ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device",
+        details="ERROR: Could not install packages due to an OSError: [Errno 28] "
+        "No space left on device",
     )
-    uv = InstallError("uv failed", details="error: failed to write: No space left on device (os error 28)")
-    for exc in (pip, uv, OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EDQUOT, "quota")):
+    uv = InstallError(
+        "uv failed", details="error: failed to write: No space left on device (os error 28)"
+    )
+    for exc in (
+        pip,
+        uv,
+        OSError(errno.ENOSPC, "No space left on device"),
+        OSError(errno.EDQUOT, "quota"),
+    ):
         mapped = cache.build_failure(exc)
         assert isinstance(mapped, CacheError) and mapped.exit_code == 106
         assert str(cache_dir) in mapped.message and "space" in mapped.message
@@ -168,7 +179,9 @@ def test_cache_dir_under_a_file_names_it(tmp_path: Path) -> None:
 def test_published_environment_runs_from_read_only_cache(
     tmp_path: Path, cache_dir: Path, offline_wheels: Path
 ) -> None:
-    script = write_script(tmp_path / "s.py", "import alpha; print('alpha', alpha.VERSION)\n", ["alpha"])
+    script = write_script(
+        tmp_path / "s.py", "import alpha; print('alpha', alpha.VERSION)\n", ["alpha"]
+    )
     _ok(run_runner("run", str(script)))
     (cache_dir / "CACHEDIR.TAG").unlink()  # ensure() must not insist on rewriting it
     aliases = list((cache_dir / "scripts").iterdir())
@@ -204,7 +217,9 @@ def _only_env(cache_dir: Path) -> Path:
 def test_damaged_environment_is_rebuilt(
     tmp_path: Path, cache_dir: Path, offline_wheels: Path, damage: str
 ) -> None:
-    script = write_script(tmp_path / "s.py", "import alpha; print('alpha', alpha.VERSION)\n", ["alpha"])
+    script = write_script(
+        tmp_path / "s.py", "import alpha; print('alpha', alpha.VERSION)\n", ["alpha"]
+    )
     _ok(run_runner("run", str(script)))
     env = _only_env(cache_dir)
     if damage == "interpreter":  # the base Python went away
@@ -244,7 +259,9 @@ fcntl.flock = _flock
 """
 
 
-def _start_runs(n: int, script: Path, env: dict[str, str], *args: str) -> list[subprocess.Popen[str]]:
+def _start_runs(
+    n: int, script: Path, env: dict[str, str], *args: str
+) -> list[subprocess.Popen[str]]:
     full = {**os.environ, **env}
     return [
         subprocess.Popen(
@@ -333,7 +350,9 @@ def test_stale_soft_lock_of_killed_process_does_not_wedge(
                 f"""
                 import filelock, signal, sys
                 from runner.cache import _soft_lease_seconds
-                lock = filelock.SoftFileLease({str(lock_path)!r}, lease_duration=_soft_lease_seconds())
+                lock = filelock.SoftFileLease(
+                    {str(lock_path)!r}, lease_duration=_soft_lease_seconds()
+                )
                 lock.acquire()
                 print("held", flush=True)
                 signal.pause()
@@ -364,7 +383,12 @@ def test_soft_lock_from_a_dead_host_expires_and_names_the_holder(
     _clean(cache_dir)
     # A builder on another machine died holding the lock: its marker is never refreshed.
     record = OwnerRecord(
-        pid=4242, hostname="build-node-7", mode="lease", token="ab" * 16, lease_duration=2.0, start=None
+        pid=4242,
+        hostname="build-node-7",
+        mode="lease",
+        token="ab" * 16,
+        lease_duration=2.0,
+        start=None,
     )
     (cache_dir / "locks" / f"{key}.marker").write_bytes(encode_marker(record))
     (cache_dir / "locks" / f"{key}.owner").write_text(
@@ -399,7 +423,9 @@ def test_lock_owner_file_records_host_and_pid(cache_dir: Path) -> None:
 
     cache = Cache(cache_dir)
     cache.ensure()
-    with cache.build_lock("k" * 8, label="x.py", on_wait=lambda _: None, on_unlockable=lambda _: None):
+    with cache.build_lock(
+        "k" * 8, label="x.py", on_wait=lambda _: None, on_unlockable=lambda _: None
+    ):
         owner = (cache.locks / ("k" * 8 + ".owner")).read_text()
     assert owner == f"pid {os.getpid()} on {socket.gethostname()}, building for x.py\n"
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -32,7 +32,7 @@ def _sharing_violation() -> PermissionError:
 class FakePopen:
     """A child whose wait() is interrupted by Ctrl-C twice before it exits with 3."""
 
-    instances: list[FakePopen] = []
+    instances: ClassVar[list[FakePopen]] = []
 
     def __init__(self, cmd: list[str], env: dict[str, str]):
         self.cmd = cmd
@@ -110,7 +110,9 @@ def test_run_child_real_ctrl_c_reaches_the_child_which_decides(tmp_path: Path) -
 # --------------------------------------------------------------------------- pointer files
 
 
-def test_publish_falls_back_to_pointer_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_publish_falls_back_to_pointer_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     cache = Cache(tmp_path / "cache")
     cache.ensure()
     env_dir = cache.new_build_dir("k1")
@@ -140,7 +142,9 @@ def test_publish_falls_back_to_pointer_file(monkeypatch: pytest.MonkeyPatch, tmp
     assert [p.name for p in cache.envs.iterdir()] == ["k1"]  # no temporary left
 
 
-def test_warm_alias_is_independent_of_pointer_kind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_warm_alias_is_independent_of_pointer_kind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     cache = Cache(tmp_path / "cache")
     cache.ensure()
     env_dir = cache.new_build_dir("k2")
@@ -179,7 +183,9 @@ def test_replace_retries_sharing_violations_with_backoff(
     assert dst.read_text() == "x" and flaky.calls == 3
     assert waits == list(fsutil.RETRY_DELAYS[:2]) and waits[0] < waits[1]
     # Other permission errors are not retried.
-    monkeypatch.setattr(os, "replace", lambda s, d: (_ for _ in ()).throw(PermissionError(13, "no")))
+    monkeypatch.setattr(
+        os, "replace", lambda s, d: (_ for _ in ()).throw(PermissionError(13, "no"))
+    )
     with pytest.raises(PermissionError):
         fsutil.replace_retrying(dst, src)
     assert len(waits) == 2
@@ -206,7 +212,9 @@ def test_publish_and_atomic_write_retry(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert (tmp_path / "f.txt").read_text() == "hello" and flaky2.calls == 3
 
 
-def test_remove_tree_retries_sharing_violations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_remove_tree_retries_sharing_violations(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     waits: list[float] = []
     monkeypatch.setattr(fsutil, "_sleep", waits.append)
     tree = tmp_path / "env"
