@@ -306,6 +306,9 @@ def _pip_runner() -> str | None:
     return path if os.path.isfile(path) else None
 
 
+_TRUE = ("1", "true", "yes", "on")
+
+
 def find_uv() -> str | None:
     """The uv binary: from the `uv` package (`runner[uv]`), else `uv` on PATH."""
     try:
@@ -341,7 +344,9 @@ class UvInstaller:
         if request.exclude_newer:
             cmd += ["--exclude-newer", request.exclude_newer]
         if request.refresh:
-            cmd += ["--refresh", "--upgrade"]
+            # uv refuses --refresh offline (it cannot refetch); --upgrade still applies.
+            offline = request.offline or os.environ.get("UV_OFFLINE", "").lower() in _TRUE
+            cmd += ["--upgrade"] if offline else ["--refresh", "--upgrade"]
         if request.pinned_file is not None:
             cmd += ["--no-deps", "--require-hashes", "-r", str(request.pinned_file)]
         else:

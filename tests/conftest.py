@@ -86,8 +86,7 @@ def offline_wheels(monkeypatch: pytest.MonkeyPatch, wheelhouse: Path) -> Path:
     """Make pip (and uv) install from the wheelhouse only, as a user's find-links would."""
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheelhouse))
-    # uv has no UV_NO_INDEX; offline mode keeps it off the (dead) index, find-links still work.
-    monkeypatch.setenv("UV_OFFLINE", "1")
+    # uv has no UV_NO_INDEX: tests that build with uv pass --no-index --find-links themselves.
     monkeypatch.setenv("UV_FIND_LINKS", str(wheelhouse))
     return wheelhouse
 

@@ -112,7 +112,11 @@ def test_both_installers_get_the_same_settings(tmp_path: Path) -> None:
         )
         assert "2025-01-01T00:00:00Z" in cmd and "--upgrade" in cmd and cmd[-1] == "alpha>=1"
         assert "--no-config" not in cmd  # each installer keeps its own configuration
-    assert "--offline" in uv and "--refresh" in uv and "--exclude-newer" in uv
+    assert "--offline" in uv and "--exclude-newer" in uv
+    # uv rejects --refresh together with offline mode: offline it only upgrades.
+    assert "--refresh" not in uv
+    online = UvInstaller("/bin/uv").command(InstallRequest(python="p", requirements=("a",), refresh=True))
+    assert "--refresh" in online and "--upgrade" in online
     pinned = UvInstaller("/bin/uv").command(
         InstallRequest(python="p", requirements=("alpha",), pinned_file=tmp_path / "req.txt")
     )
