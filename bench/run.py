@@ -1,4 +1,4 @@
-"""Core benchmark: one cold run, one warm run, and 20 simultaneous cold runs of a two-package script.
+"""Core benchmark: cold, warm and 20 simultaneous cold runs of a two-package script.
 
 The baseline, measured in the same run, is plain `python script.py` with the built
 environment's interpreter. Packages come from local wheels (pip's package cache plays no
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.wheels import make_wheel  # noqa: E402  # the repo's own tiny-wheel builder
+from tests.wheels import make_wheel  # the repo's own tiny-wheel builder
 
 
 def run(cmd: list[str], env: dict[str, str]) -> float:
@@ -52,7 +52,9 @@ def main() -> None:
     make_wheel(wheels, "alpha", "1.0")
     make_wheel(wheels, "beta", "1.0", requires=["alpha"])
     script = work / "two.py"
-    script.write_text('# /// script\n# dependencies = ["alpha", "beta"]\n# ///\nimport alpha, beta\n')
+    script.write_text(
+        '# /// script\n# dependencies = ["alpha", "beta"]\n# ///\nimport alpha, beta\n'
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "RUNNER_"))}
     env.update(
         PIP_CONFIG_FILE=os.devnull,
@@ -69,7 +71,11 @@ def main() -> None:
         cold.append(run([opts.runner, "run", str(script)], renv))
         warm.append(run([opts.runner, "run", str(script)], renv))
         python = subprocess.run(
-            [opts.runner, "python", str(script)], env=renv, capture_output=True, text=True, check=True
+            [opts.runner, "python", str(script)],
+            env=renv,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         direct.append(run([python, str(script)], renv))
         burst_env = {**env, "RUNNER_CACHE_DIR": str(work / f"burst-{i}")}
@@ -85,10 +91,14 @@ def main() -> None:
     base = statistics.median(direct)
     print(f"two-package script (local wheels), {opts.rounds} rounds, medians")
     print(f"  plain python (baseline)     {ms(direct)}")
-    print(f"  runner run, warm            {ms(warm)}   {statistics.median(warm) / base:6.2f} x baseline")
-    print(f"  runner run, cold            {ms(cold)}   {statistics.median(cold) / base:6.2f} x baseline")
+    for label, values in (("warm", warm), ("cold", cold)):
+        ratio = statistics.median(values) / base
+        print(f"  runner run, {label}            {ms(values)}   {ratio:6.2f} x baseline")
     print(f"  20 simultaneous cold runs   {ms(burst)}   (until the last exits)")
-    print(f"  failed runs in the bursts: {failures} of {20 * opts.rounds}; environments built per burst: {builds}")
+    print(
+        f"  failed runs in the bursts: {failures} of {20 * opts.rounds}; "
+        f"environments built per burst: {builds}"
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.wheels import make_wheel  # noqa: E402  # the repo's own tiny-wheel builder
+from tests.wheels import make_wheel  # the repo's own tiny-wheel builder
 
 BODY = "import alpha, beta\n"
 
@@ -41,9 +41,11 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(commands: dict[str, tuple[list[str], dict[str, str]]], rounds: int) -> dict[str, float]:
+def interleaved(
+    commands: dict[str, tuple[list[str], dict[str, str]]], rounds: int
+) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in commands}
-    for name, (cmd, env) in commands.items():  # warm every command once
+    for cmd, env in commands.values():  # warm every command once
         timed(cmd, env)
     for _ in range(rounds):
         for name, (cmd, env) in commands.items():
@@ -62,9 +64,7 @@ def fake_cache_entries(cache: Path, count: int) -> None:
         (store / "runner-env.json").write_text('{"format": 1, "requirements": []}\n')
         (store / "runner-lease").touch()
         os.symlink(f"../store/{store.name}", cache / "envs" / key)
-        (cache / "scripts" / secrets.token_hex(32)).write_text(
-            f"runner-alias 1\nenv\t{store}\n"
-        )
+        (cache / "scripts" / secrets.token_hex(32)).write_text(f"runner-alias 1\nenv\t{store}\n")
 
 
 def main() -> None:
@@ -100,26 +100,45 @@ def main() -> None:
         "direct": ([python, str(script)], env),
         "runner": ([opts.runner, "run", str(script)], env),
     }
-    uv = shutil.which("uv") or (str(Path(sys.executable).with_name("uv")) if Path(sys.executable).with_name("uv").exists() else None)
+    uv = shutil.which("uv") or (
+        str(Path(sys.executable).with_name("uv"))
+        if Path(sys.executable).with_name("uv").exists()
+        else None
+    )
     if uv:
-        subprocess.run([uv, "run", "--script", str(script)], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [uv, "run", "--script", str(script)], env=env, check=True, capture_output=True
+        )
         commands["uv run --script"] = ([uv, "run", "--quiet", "--script", str(script)], env)
     pipx = shutil.which("pipx")
     if pipx:
         pipx_env = {**env, "PIPX_HOME": str(work / "pipx")}
-        if subprocess.run([pipx, "run", "--path", str(script)], env=pipx_env, capture_output=True).returncode == 0:
+        if (
+            subprocess.run(
+                [pipx, "run", "--path", str(script)], env=pipx_env, capture_output=True
+            ).returncode
+            == 0
+        ):
             commands["pipx run"] = ([pipx, "run", "--path", str(script)], pipx_env)
 
     medians = interleaved(commands, opts.rounds)
     direct = medians["direct"]
     print(f"warm start, two-package script, {opts.rounds} interleaved rounds (medians)")
     for name, value in medians.items():
-        print(f"  {name:18s} {value * 1000:7.1f} ms   {value / direct:5.2f} x direct   +{(value - direct) * 1000:6.1f} ms")
+        print(
+            f"  {name:18s} {value * 1000:7.1f} ms   {value / direct:5.2f} x direct   "
+            f"+{(value - direct) * 1000:6.1f} ms"
+        )
     overhead = (medians["runner"] - direct) * 1000
-    print(f"runner - direct = {overhead:.1f} ms (target <= 10 ms): {'OK' if overhead <= 10 else 'MISSED'}")
+    print(
+        f"runner - direct = {overhead:.1f} ms (target <= 10 ms): "
+        f"{'OK' if overhead <= 10 else 'MISSED'}"
+    )
     if "uv run --script" in medians:
         ratio = medians["runner"] / medians["uv run --script"]
-        print(f"runner / uv run = {ratio:.2f} (target <= 1.10): {'OK' if ratio <= 1.10 else 'MISSED'}")
+        print(
+            f"runner / uv run = {ratio:.2f} (target <= 1.10): {'OK' if ratio <= 1.10 else 'MISSED'}"
+        )
 
     # Scale: the same warm hit with 1,000 environments in the cache.
     big_env = {**env, "RUNNER_CACHE_DIR": str(work / "cache-big")}
@@ -136,7 +155,10 @@ def main() -> None:
         opts.rounds,
     )
     one, many = scale["1 environment"], scale["1,000 environments"]
-    print(f"scale: warm hit with 1 env {one * 1000:.1f} ms, with 1,000 envs {many * 1000:.1f} ms ({many / one:.2f} x)")
+    print(
+        f"scale: warm hit with 1 env {one * 1000:.1f} ms, "
+        f"with 1,000 envs {many * 1000:.1f} ms ({many / one:.2f} x)"
+    )
 
     rss = subprocess.run(
         [opts.runner, "run", str(script)],

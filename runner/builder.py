@@ -63,7 +63,9 @@ def create_venv(spec: EnvSpec, dest: Path, *, seed: bool) -> Created:
         from runner import proc
         from runner.errors import InterpreterError
 
-        outcome = proc.run([str(creator.exe), "-m", "ensurepip", "--default-pip"], env=proc.child_env())
+        outcome = proc.run(
+            [str(creator.exe), "-m", "ensurepip", "--default-pip"], env=proc.child_env()
+        )
         if not outcome.ok:
             raise InterpreterError(
                 f"cannot put pip into an environment for {spec.interpreter.describe()}: its "

@@ -183,7 +183,7 @@ class Cache:
     def lookup(self, key: str) -> Path | None:
         """The published, intact environment for `key`, or None."""
         env_dir = self.pointer_target(key)
-        if env_dir is None or not env_dir.parent == self.store:
+        if env_dir is None or env_dir.parent != self.store:
             return None
         if not is_intact(env_dir):
             return None
@@ -237,12 +237,16 @@ class Cache:
                     self._wait_for(lock)
         except OSError as exc:
             if exc.errno in _NO_LOCKING:
-                on_unlockable(f"the cache filesystem cannot lock {path} ({exc}); building without the lock")
+                on_unlockable(
+                    f"the cache filesystem cannot lock {path} ({exc}); building without the lock"
+                )
                 yield
                 return
             raise _cache_error(self.locks, exc, "taking the build lock") from None
         except NotImplementedError as exc:
-            on_unlockable(f"the cache filesystem cannot lock {path} ({exc}); building without the lock")
+            on_unlockable(
+                f"the cache filesystem cannot lock {path} ({exc}); building without the lock"
+            )
             yield
             return
         try:

@@ -27,12 +27,16 @@ PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
 PythonOpt = Annotated[
     str | None,
-    typer.Option("--python", "-p", help="Interpreter: a path, a version like 3.12, or a specifier."),
+    typer.Option(
+        "--python", "-p", help="Interpreter: a path, a version like 3.12, or a specifier."
+    ),
 ]
 WithOpt = Annotated[
     list[str] | None, typer.Option("--with", help="Extra requirement for this run (repeatable).")
 ]
-IndexUrlOpt = Annotated[str | None, typer.Option("--index-url", help="Base URL of the package index.")]
+IndexUrlOpt = Annotated[
+    str | None, typer.Option("--index-url", help="Base URL of the package index.")
+]
 ExtraIndexOpt = Annotated[
     list[str] | None, typer.Option("--extra-index-url", help="Additional index URL (repeatable).")
 ]
@@ -48,7 +52,8 @@ LockedOpt = Annotated[
     bool, typer.Option("--locked", help="Require an up-to-date pylock file beside the script.")
 ]
 RefreshOpt = Annotated[
-    bool, typer.Option("--refresh", "--upgrade", help="Build anew with the newest allowed versions.")
+    bool,
+    typer.Option("--refresh", "--upgrade", help="Build anew with the newest allowed versions."),
 ]
 OfflineOpt = Annotated[
     bool, typer.Option("--offline", envvar="RUNNER_OFFLINE", help="Never touch the network.")
@@ -113,8 +118,17 @@ def run(
     from runner import api
 
     options = run_options(
-        python, with_, index_url, extra_index_url, find_links, no_index, exclude_newer,
-        locked, refresh, offline, installer,
+        python,
+        with_,
+        index_url,
+        extra_index_url,
+        find_links,
+        no_index,
+        exclude_newer,
+        locked,
+        refresh,
+        offline,
+        installer,
     )
     reporter = Reporter(quiet=quiet, verbose=verbose)
     from runner.commands.authoring import resolve_run_script  # `-` (stdin), nesting depth

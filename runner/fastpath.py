@@ -111,14 +111,16 @@ def script_block(text: str) -> tuple[str, int] | bool | None:
 
 
 def _sha256(data: bytes) -> str:
+    # The builtin modules skip hashlib's OpenSSL import on the warm path.
     try:
-        from _sha2 import sha256  # Python >= 3.12: skips OpenSSL's import cost
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12+
     except ImportError:
         try:
-            from _sha256 import sha256  # type: ignore[import-not-found,no-redef]  # Python 3.11
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
         except ImportError:
-            from hashlib import sha256  # type: ignore[assignment]
-    return sha256(data).hexdigest()
+            from hashlib import sha256  # type: ignore[assignment,unused-ignore]
+    digest: str = sha256(data).hexdigest()
+    return digest
 
 
 def canonical_option(name: str, value: str) -> str:
@@ -251,7 +253,8 @@ def take_lease(env_dir: str) -> int | None:
         except ImportError:  # Windows: no flock; the child process design covers it
             fcntl = None  # type: ignore[assignment]
         if fcntl is not None:
-            try:
+            # contextlib.suppress would cost the warm path an import.
+            try:  # noqa: SIM105
                 fcntl.flock(fd, fcntl.LOCK_SH)
             except OSError:
                 pass  # no flock on this filesystem: run without a lease
@@ -260,7 +263,7 @@ def take_lease(env_dir: str) -> int | None:
         st = os.fstat(fd)
         now = _now_ns()
         if now - st.st_mtime_ns > TOUCH_INTERVAL_NS:
-            try:
+            try:  # noqa: SIM105  # as above: no contextlib on the warm path
                 os.utime(os.path.join(env_dir, LEASE_NAME), ns=(now, now))
             except OSError:
                 pass  # read-only cache: last use is simply not recorded
@@ -310,7 +313,9 @@ def _report_rss() -> None:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
-                    sys.stderr.write("runner: launcher peak RSS " + line.split(":", 1)[1].strip() + "\n")
+                    sys.stderr.write(
+                        "runner: launcher peak RSS " + line.split(":", 1)[1].strip() + "\n"
+                    )
     except OSError:
         pass
 

@@ -75,7 +75,13 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for installer subprocesses: the user's, minus what would confuse them."""
     env = dict(os.environ)
     # Our own launcher's state must not leak into an installer run.
-    for name in ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "RUNNER_LEASE_FD", "__PYVENV_LAUNCHER__"):
+    for name in (
+        "PYTHONHOME",
+        "PYTHONPATH",
+        "VIRTUAL_ENV",
+        "RUNNER_LEASE_FD",
+        "__PYVENV_LAUNCHER__",
+    ):
         env.pop(name, None)
     if extra:
         env.update(extra)

@@ -37,9 +37,7 @@ def shared_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(autouse=True)
-def isolated(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared_dirs: dict[str, Path]
-) -> Path:
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared_dirs: dict[str, Path]) -> Path:
     """Isolate every test from this machine's pip/uv configuration and from the network."""
     for name in list(os.environ):
         if name.startswith(("PIP_", "UV_", "RUNNER_", "VIRTUALENV_")) or name in (
@@ -91,7 +89,9 @@ def offline_wheels(monkeypatch: pytest.MonkeyPatch, wheelhouse: Path) -> Path:
     return wheelhouse
 
 
-def write_script(path: Path, body: str, dependencies: list[str] | None = None, **extra: str) -> Path:
+def write_script(
+    path: Path, body: str, dependencies: list[str] | None = None, **extra: str
+) -> Path:
     """Write a script with a metadata block (dependencies and any extra TOML keys)."""
     lines = ["# /// script"]
     for key, value in extra.items():
@@ -108,7 +108,7 @@ def run_runner(
     *args: str,
     env: Mapping[str, str] | None = None,
     cwd: Path | str | None = None,
-    input: str | None = None,  # noqa: A002  # mirrors subprocess.run
+    input: str | None = None,  # mirrors subprocess.run
     timeout: float = 240,
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed `runner` console script in a real process."""
@@ -145,5 +145,7 @@ def cache_dir(isolated: Path) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def _runner_installed() -> Iterator[None]:
     if not shutil.which(RUNNER):
-        pytest.exit(f"the runner console script is not installed at {RUNNER}; pip install -e '.[test]'")
+        pytest.exit(
+            f"the runner console script is not installed at {RUNNER}; pip install -e '.[test]'"
+        )
     yield

@@ -69,9 +69,7 @@ def test_twenty_simultaneous_cold_runs_build_once(
     script = write_script(
         tmp_path / "s.py", "import alpha, beta, sys\nprint(alpha.VERSION, sys.argv[1])\n", ["beta"]
     )
-    procs = start_at_barrier(
-        tmp_path, [[RUNNER, "run", str(script), str(i)] for i in range(20)]
-    )
+    procs = start_at_barrier(tmp_path, [[RUNNER, "run", str(script), str(i)] for i in range(20)])
     results = finish(procs)
     for i, (code, out, err) in enumerate(results):
         assert code == 0, err
@@ -190,7 +188,9 @@ def test_build_killed_while_downloading(tmp_path: Path, wheelhouse: Path, cache_
     assert len(published(cache_dir)) == 1
 
 
-def test_waiting_process_says_it_waits(tmp_path: Path, offline_wheels: Path, cache_dir: Path) -> None:
+def test_waiting_process_says_it_waits(
+    tmp_path: Path, offline_wheels: Path, cache_dir: Path
+) -> None:
     script = write_script(tmp_path / "s.py", "import alpha\nprint('ok')\n", ["alpha"])
     hang_file = tmp_path / "hung"
     os.mkfifo(hang_file)

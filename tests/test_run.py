@@ -94,7 +94,8 @@ def test_no_block_runs_isolated_from_runners_own_packages(tmp_path: Path) -> Non
     script = tmp_path / "plain.py"
     script.write_text(
         "import importlib.util as u\n"
-        "print([m for m in ('typer', 'filelock', 'virtualenv', 'packaging', 'click') if u.find_spec(m)])\n"
+        "names = ('typer', 'filelock', 'virtualenv', 'packaging', 'click')\n"
+        "print([m for m in names if u.find_spec(m)])\n"
     )
     got = run_runner("run", str(script))
     assert got.returncode == 0, got.stderr
@@ -124,9 +125,13 @@ def test_dependencies_installed_and_console_scripts_on_path(
     assert len(store_dirs(cache_dir)) == 1
 
 
-def test_same_needs_share_one_environment(tmp_path: Path, offline_wheels: Path, cache_dir: Path) -> None:
+def test_same_needs_share_one_environment(
+    tmp_path: Path, offline_wheels: Path, cache_dir: Path
+) -> None:
     a = write_script(tmp_path / "a.py", "import alpha\nprint('a')\n", ["Alpha>=1", "beta"])
-    b = write_script(tmp_path / "b.py", "import alpha\nprint('b')\n", ["beta", "alpha >= 1", "BETA"])
+    b = write_script(
+        tmp_path / "b.py", "import alpha\nprint('b')\n", ["beta", "alpha >= 1", "BETA"]
+    )
     assert run_runner("run", str(a)).returncode == 0
     assert run_runner("run", str(b)).returncode == 0
     assert len(store_dirs(cache_dir)) == 1
@@ -135,7 +140,11 @@ def test_same_needs_share_one_environment(tmp_path: Path, offline_wheels: Path, 
 def test_editing_the_block_selects_another_environment(
     tmp_path: Path, offline_wheels: Path, cache_dir: Path
 ) -> None:
-    script = write_script(tmp_path / "s.py", "import importlib.util as u\nprint(bool(u.find_spec('beta')))\n", ["alpha"])
+    script = write_script(
+        tmp_path / "s.py",
+        "import importlib.util as u\nprint(bool(u.find_spec('beta')))\n",
+        ["alpha"],
+    )
     assert run_runner("run", str(script)).stdout.strip() == "False"
     script.write_text(script.read_text().replace('"alpha"', '"alpha", "beta"'))
     got = run_runner("run", str(script))
@@ -156,7 +165,9 @@ def _assert_clean_error(got: object, code: int, *needles: str) -> None:
 
 
 def test_missing_script(tmp_path: Path) -> None:
-    _assert_clean_error(run_runner("run", str(tmp_path / "nope.py")), 101, "script not found", "nope.py")
+    _assert_clean_error(
+        run_runner("run", str(tmp_path / "nope.py")), 101, "script not found", "nope.py"
+    )
 
 
 def test_directory_instead_of_script(tmp_path: Path) -> None:
@@ -180,7 +191,7 @@ def test_invalid_metadata_never_runs_the_script(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     script = tmp_path / "bad.py"
     script.write_text(
-        "# /// script\n# dependencies = [\"requests\",\n# ///\n"
+        '# /// script\n# dependencies = ["requests",\n# ///\n'
         f"open({str(marker)!r}, 'w').close()\n"
     )
     got = run_runner("run", str(script))
@@ -193,7 +204,9 @@ def test_requires_python_excluding_the_interpreter(tmp_path: Path) -> None:
     _assert_clean_error(run_runner("run", "--python", sys.executable, str(script)), 103, "<3")
 
 
-def test_dependency_that_does_not_exist(tmp_path: Path, offline_wheels: Path, cache_dir: Path) -> None:
+def test_dependency_that_does_not_exist(
+    tmp_path: Path, offline_wheels: Path, cache_dir: Path
+) -> None:
     script = write_script(tmp_path / "s.py", "print(1)\n", ["no-such-package-xyz"])
     got = run_runner("run", str(script))
     _assert_clean_error(got, 104, "no-such-package-xyz")
@@ -214,7 +227,9 @@ def test_unreachable_index(tmp_path: Path, cache_dir: Path) -> None:
     assert published(cache_dir) == []
 
 
-def test_users_pip_configuration_is_honoured(tmp_path: Path, wheelhouse: Path, cache_dir: Path) -> None:
+def test_users_pip_configuration_is_honoured(
+    tmp_path: Path, wheelhouse: Path, cache_dir: Path
+) -> None:
     """Private indexes work: pip's own configuration (here PIP_INDEX_URL) is used."""
     script = write_script(tmp_path / "s.py", "import beta\nprint(beta.VERSION)\n", ["beta"])
     with serve_index(wheelhouse) as (url, requests):

@@ -38,7 +38,9 @@ def _imported_modules(importtime_stderr: str) -> set[str]:
 
 
 def test_warm_launcher_imports_nothing_heavy(tmp_path: Path, offline_wheels: Path) -> None:
-    script = write_script(tmp_path / "s.py", "import alpha\nprint('warm', alpha.VERSION)\n", ["alpha"])
+    script = write_script(
+        tmp_path / "s.py", "import alpha\nprint('warm', alpha.VERSION)\n", ["alpha"]
+    )
     assert run_runner("run", str(script)).returncode == 0  # cold: builds, writes the alias
     got = subprocess.run(
         [sys.executable, "-X", "importtime", RUNNER, "run", str(script)],
@@ -55,10 +57,15 @@ def test_warm_launcher_imports_nothing_heavy(tmp_path: Path, offline_wheels: Pat
 
 def test_fast_path_module_alone_imports_nothing_heavy(tmp_path: Path, offline_wheels: Path) -> None:
     """Without `site` nothing is imported before the launcher: every import is its own."""
-    script = write_script(tmp_path / "s.py", "import alpha\nprint('warm', alpha.VERSION)\n", ["alpha"])
+    script = write_script(
+        tmp_path / "s.py", "import alpha\nprint('warm', alpha.VERSION)\n", ["alpha"]
+    )
     assert run_runner("run", str(script)).returncode == 0
     root = Path(__file__).resolve().parent.parent
-    code = "import sys\nsys.argv = ['runner', 'run', sys.argv[1]]\nfrom runner.fastpath import main\nmain()\n"
+    code = (
+        "import sys\nsys.argv = ['runner', 'run', sys.argv[1]]\n"
+        "from runner.fastpath import main\nmain()\n"
+    )
     got = subprocess.run(
         [sys.executable, "-S", "-X", "importtime", "-c", code, str(script)],
         capture_output=True,
@@ -141,7 +148,9 @@ def test_stale_alias_falls_back_to_the_cold_path(
 def test_running_script_holds_a_shared_lease(tmp_path: Path, cache_dir: Path) -> None:
     fifo = tmp_path / "release"
     os.mkfifo(fifo)
-    script = write_script(tmp_path / "hold.py", f"print('started', flush=True)\nopen({str(fifo)!r}).read()\n", [])
+    script = write_script(
+        tmp_path / "hold.py", f"print('started', flush=True)\nopen({str(fifo)!r}).read()\n", []
+    )
     proc = subprocess.Popen([RUNNER, "run", str(script)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "started"

@@ -1,4 +1,4 @@
-"""Build tiny wheels and serve them from a local PEP 503 index, for tests that never touch the network."""
+"""Tiny wheels and a local PEP 503 index on 127.0.0.1, for tests that never touch the network."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def make_wheel(
     module_name = dist.lower()
     modules = modules if modules is not None else {module_name: f'VERSION = "{version}"\n'}
     info = f"{dist}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if requires_python:
         meta.append(f"Requires-Python: {requires_python}")
     for req in requires or []:
@@ -80,10 +80,10 @@ class _IndexHandler(http.server.SimpleHTTPRequestHandler):
     requests: list[str]
     hits: list[float]
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002  # stdlib's name
+    def log_message(self, format: str, *args: object) -> None:  # stdlib's name
         pass
 
-    def do_GET(self) -> None:  # noqa: N802  # stdlib's name
+    def do_GET(self) -> None:  # stdlib's name
         self.requests.append(self.path)
         parts = [p for p in self.path.split("?")[0].split("/") if p]
         if parts[:1] == ["simple"] and len(parts) == 2:
