@@ -15,7 +15,7 @@ from runner.installers import Installer, describe_requirements, get_installer
 from runner.interpreters import Selection, select
 from runner.metadata import ScriptMetadata, decode_source, parse
 from runner.report import Reporter
-from runner.spec import EnvSpec, IndexSettings, make_spec
+from runner.spec import EnvSpec, make_spec
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,7 @@ def load_script(path: str) -> Script:
     except FileNotFoundError:
         raise ScriptError(
             f"script not found: {path}",
-            hint="Check the path; it is taken relative to the current directory "
-            f"({os.getcwd()}).",
+            hint=f"Check the path; it is taken relative to the current directory ({os.getcwd()}).",
         ) from None
     except PermissionError:
         raise ScriptError(
@@ -113,6 +112,8 @@ class Prepared:
     pinned: tuple[str, ...] | None = None
     # Warnings decided while preparing (a stale lock), shown when the environment is built.
     notes: tuple[str, ...] = ()
+    # Epoch seconds after which the warm alias must not be trusted (a relative cutoff moves).
+    alias_expires: int | None = None
 
 
 def prepare(script: Script, options: RunOptions, cache: Cache) -> Prepared:
@@ -120,7 +121,9 @@ def prepare(script: Script, options: RunOptions, cache: Cache) -> Prepared:
 
     meta = script.metadata
     selection = select(meta.requires_python, options.python, cache.root)
-    index, exclude_newer = lockfile.index_and_cutoff(meta, script.path, script.directory, options)
+    index, exclude_newer, alias_expires = lockfile.index_and_cutoff(
+        meta, script.path, script.directory, options
+    )
     lock_path = fastpath.lock_path_for(script.path)
     lock = lockfile.load_lock(lock_path)
     pinned: tuple[str, ...] | None = None
@@ -177,6 +180,7 @@ def prepare(script: Script, options: RunOptions, cache: Cache) -> Prepared:
         digest=digest,
         pinned=pinned,
         notes=tuple(notes),
+        alias_expires=alias_expires,
     )
 
 
@@ -234,7 +238,9 @@ def _build(
     with tempfile.TemporaryDirectory(prefix="runner-pins-") as tmp:
         pinned_file = None
         if prepared.pinned is not None:
-            reporter.info(f"installing the {len(prepared.pinned)} pinned package(s) of the lock file")
+            reporter.info(
+                f"installing the {len(prepared.pinned)} pinned package(s) of the lock file"
+            )
             pinned_file = lockfile.write_pinned_file(prepared.pinned, tmp)
         try:
             return build(
@@ -293,6 +299,7 @@ def environment_for(
             stat_paths=prepared.selection.stat_checks,
             var_names=prepared.selection.var_checks,
             script=os.path.abspath(script.path),
+            expires=prepared.alias_expires,
         )
     return prepared, env_dir
 
@@ -330,4 +337,3 @@ def run_child(env_dir: Path, script: str, args: list[str]) -> int:
             return child.wait()
         except KeyboardInterrupt:
             continue  # the console delivered Ctrl-C to the child too; let it decide
-

@@ -359,6 +359,7 @@ class Cache:
         stat_paths: tuple[str, ...],
         var_names: tuple[str, ...] = (),
         script: str | None = None,
+        expires: int | None = None,
     ) -> None:
         """Record, for the warm path, which environment a selection digest maps to."""
         lines = [f"runner-alias {fastpath.ALIAS_FORMAT}", f"env\t{env_dir}"]
@@ -370,6 +371,8 @@ class Cache:
             lines.append(f"stat\t{path}\t{st.st_mtime_ns}:{st.st_size}")
         for name in var_names:
             lines.append(f"var\t{name}\t{os.environ.get(name, '')}")
+        if expires is not None:
+            lines.append(f"expires\t{expires}")
         if script is not None:
             lines.append(f"script\t{script}")
         text = "\n".join(lines) + "\n"

@@ -222,6 +222,9 @@ def read_alias(root: str, digest: str) -> str | None:
             name, _, expect = rest.partition("\t")
             if os.environ.get(name, "") != expect:
                 return None
+        elif kind == "expires":  # epoch seconds: a relative upload cutoff moves at midnight
+            if not rest.isdigit() or _now_ns() // 10**9 >= int(rest):
+                return None
         elif kind != "script":  # "script" lines only inform `runner cache list`
             return None
     return env_dir

@@ -18,7 +18,13 @@ from runner.errors import LockfileError, MetadataError
 from runner.interpreters import Interpreter
 from runner.metadata import ScriptMetadata
 from runner.report import Reporter
-from runner.spec import IndexSettings, canonical_json, normalize_requirements, redact_url, sha256_hex
+from runner.spec import (
+    IndexSettings,
+    canonical_json,
+    normalize_requirements,
+    redact_url,
+    sha256_hex,
+)
 
 # Bump when the meaning of the requirements digest recorded in lock files changes.
 LOCK_DIGEST_FORMAT = 1
@@ -74,7 +80,7 @@ def script_settings(meta: ScriptMetadata, path: str) -> ScriptSettings:
             continue
         value = raw[key]
         ok = isinstance(value, kind) and (
-            kind is not list or all(isinstance(v, str) and v for v in value)
+            not isinstance(value, list) or all(isinstance(v, str) and v for v in value)
         )
         if kind is str and ok and not value.strip():
             ok = False
@@ -140,8 +146,9 @@ def effective_index(
 
 def index_and_cutoff(
     meta: ScriptMetadata, path: str, script_dir: str, options: Any
-) -> tuple[IndexSettings, str | None]:
-    """The effective index settings and normalized cutoff of a script run with `options`.
+) -> tuple[IndexSettings, str | None, int | None]:
+    """The effective index settings, normalized cutoff, and when that cutoff next moves
+    (`cutoff_expires`) for a script run with `options`.
 
     `options` is an api.RunOptions (flags); the block's `[tool.runner]` fills the rest.
     """
@@ -158,9 +165,9 @@ def index_and_cutoff(
     )
     cutoff_text = options.exclude_newer or settings.exclude_newer
     if not cutoff_text:
-        return index, None
+        return index, None, None
     try:
-        return index, parse_cutoff(cutoff_text)
+        return index, parse_cutoff(cutoff_text), cutoff_expires(cutoff_text)
     except ValueError as exc:
         raise UsageError(
             f"--exclude-newer: {exc}",
@@ -174,6 +181,16 @@ def index_and_cutoff(
 _DURATION = re.compile(
     r"^\s*(?:P(?P<iso>\d+)D|(?P<n>\d+)\s*(?P<unit>d|days?|w|weeks?))\s*$", re.IGNORECASE
 )
+
+
+def cutoff_expires(value: str | None, now: _dt.datetime | None = None) -> int | None:
+    """When a relative cutoff ("14 days") moves next: the coming UTC midnight, in epoch
+    seconds; None for an absolute time or no cutoff. Warm aliases must not outlive it."""
+    if not value or not _DURATION.match(value):
+        return None
+    now = now or _dt.datetime.now(_dt.UTC)
+    midnight = now.astimezone(_dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((midnight + _dt.timedelta(days=1)).timestamp())
 
 
 def parse_cutoff(value: str, now: _dt.datetime | None = None) -> str:
@@ -277,7 +294,11 @@ class Lock:
                 continue
             name = package["name"]
             hashes: list[str] = []
-            for artifact in [*package.get("wheels", []), package.get("sdist"), package.get("archive")]:
+            for artifact in [
+                *package.get("wheels", []),
+                package.get("sdist"),
+                package.get("archive"),
+            ]:
                 if isinstance(artifact, dict):
                     sha = artifact.get("hashes", {}).get("sha256")
                     if sha:
@@ -331,15 +352,18 @@ def strip_credentials(text: str) -> str:
 
 
 def _pip_lock_command(
-    python: str, *, seeded: bool, requirements: Sequence[str], index: IndexSettings,
-    exclude_newer: str | None, offline: bool, output: str,
+    python: str,
+    *,
+    seeded: bool,
+    requirements: Sequence[str],
+    index: IndexSettings,
+    exclude_newer: str | None,
+    offline: bool,
+    output: str,
 ) -> list[str]:
     import sys
 
-    if seeded:
-        cmd = [python, "-m", "pip"]
-    else:
-        cmd = [sys.executable, "-m", "pip", "--python", python]
+    cmd = [python, "-m", "pip"] if seeded else [sys.executable, "-m", "pip", "--python", python]
     cmd += ["lock", "--no-input", "--disable-pip-version-check", "--progress-bar", "off"]
     cmd += ["--output", output]
     if index.index_url:
@@ -384,22 +408,41 @@ def make_lock(
             from virtualenv import cli_run
 
             session = cli_run(
-                [os.path.join(tmp, "venv"), "--python", interpreter.path, "--no-periodic-update",
-                 "--activators", "", "--quiet", "--no-setuptools", "--no-wheel"],
+                [
+                    os.path.join(tmp, "venv"),
+                    "--python",
+                    interpreter.path,
+                    "--no-periodic-update",
+                    "--activators",
+                    "",
+                    "--quiet",
+                    "--no-setuptools",
+                    "--no-wheel",
+                ],
                 setup_logging=False,
             )
             python, seeded = str(session.creator.exe), True
         if requirements:
             cmd = _pip_lock_command(
-                python, seeded=seeded, requirements=requirements, index=index,
-                exclude_newer=exclude_newer, offline=offline, output=output,
+                python,
+                seeded=seeded,
+                requirements=requirements,
+                index=index,
+                exclude_newer=exclude_newer,
+                offline=offline,
+                output=output,
             )
-            reporter.info(f"resolving {len(requirements)} requirement(s) for {interpreter.describe()}")
-            outcome = proc.run(cmd, env=proc.child_env(), log_path=log_path, stream=reporter.verbose)
+            reporter.info(
+                f"resolving {len(requirements)} requirement(s) for {interpreter.describe()}"
+            )
+            outcome = proc.run(
+                cmd, env=proc.child_env(), log_path=log_path, stream=reporter.verbose
+            )
             if not outcome.ok:
                 error = failure(outcome, "pip lock", log_path)
                 raise LockfileError(
-                    f"could not lock {script_path}: {error.message}", hint=error.hint,
+                    f"could not lock {script_path}: {error.message}",
+                    hint=error.hint,
                     details=error.details,
                 )
             body = Path(output).read_text(encoding="utf-8")

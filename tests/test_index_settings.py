@@ -39,7 +39,7 @@ def block(*lines: str) -> str:
 @pytest.mark.parametrize(
     ("setting", "line", "fragment"),
     [
-        ('index-url = 3', 6, "index-url must be a str"),
+        ("index-url = 3", 6, "index-url must be a str"),
         ('extra-index-urls = "https://x"', 6, "extra-index-urls must be a list of strings"),
         ("find-links = [1]", 6, "find-links must be a list of strings"),
         ('no-index = "yes"', 6, "no-index must be true or false"),
@@ -48,7 +48,7 @@ def block(*lines: str) -> str:
     ],
 )
 def test_invalid_settings_name_file_and_line(setting: str, line: int, fragment: str) -> None:
-    text = block('dependencies = []', "", "[tool.runner]", setting)
+    text = block("dependencies = []", "", "[tool.runner]", setting)
     meta = parse(text, "tool.py")
     with pytest.raises(MetadataError) as info:
         script_settings(meta, "tool.py")
@@ -77,7 +77,9 @@ def test_valid_settings_are_read() -> None:
     )
 
 
-def test_flags_override_and_extend_block_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flags_override_and_extend_block_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     settings = ScriptSettings(
         index_url="https://block/simple",
@@ -220,7 +222,9 @@ def test_credentials_never_leak(tmp_path: Path) -> None:
         assert b"secret" not in path.read_bytes(), path
 
 
-def test_with_adds_requirements_and_works_in_a_shebang(tmp_path: Path, offline_wheels: Path) -> None:
+def test_with_adds_requirements_and_works_in_a_shebang(
+    tmp_path: Path, offline_wheels: Path
+) -> None:
     script = write_script(tmp_path / "job.py", "import alpha\nprint(alpha.VERSION)\n", [])
     without = run_runner("run", str(script))
     assert without.returncode == 1 and "ModuleNotFoundError" in without.stderr
@@ -241,3 +245,36 @@ def test_with_adds_requirements_and_works_in_a_shebang(tmp_path: Path, offline_w
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout == "shebang ok\n"
     assert ran.stderr == ""  # the second run was warm: nothing built, nothing said
+
+
+def test_a_relative_cutoff_expires_at_the_next_utc_midnight() -> None:
+    from runner.lockfile import cutoff_expires
+
+    now = dt.datetime(2026, 3, 15, 18, 30, tzinfo=dt.UTC)
+    midnight = int(dt.datetime(2026, 3, 16, tzinfo=dt.UTC).timestamp())
+    assert cutoff_expires("14 days", now) == midnight
+    assert cutoff_expires("P1D", now) == midnight
+    assert cutoff_expires("2026-01-01T00:00:00Z", now) is None
+    assert cutoff_expires(None, now) is None
+
+
+def test_warm_alias_of_a_relative_cutoff_is_not_trusted_after_it_moves(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """Tomorrow the cold path would pick another key: the alias must expire with the day."""
+    from runner import fastpath
+
+    script = tmp_path / "s.py"
+    script.write_text(
+        "# /// script\n# dependencies = []\n# [tool.runner]\n"
+        '# exclude-newer = "3 days"\n# ///\nprint("ok")\n'
+    )
+    first = run_runner("run", str(script))
+    assert first.returncode == 0, first.stderr
+    (alias,) = (cache_dir / "scripts").iterdir()
+    expires = [line for line in alias.read_text().splitlines() if line.startswith("expires\t")]
+    assert len(expires) == 1
+    assert fastpath.read_alias(str(cache_dir), alias.name) is not None
+    # Move the expiry into the past: the warm path must now miss.
+    alias.write_text(alias.read_text().replace(expires[0], "expires\t1000"))
+    assert fastpath.read_alias(str(cache_dir), alias.name) is None

@@ -32,16 +32,21 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option("--find-links", help="Directory or URL with distributions."),
         ] = None,
-        no_index: Annotated[bool, typer.Option("--no-index", help="Ignore package indexes.")] = False,
+        no_index: Annotated[
+            bool, typer.Option("--no-index", help="Ignore package indexes.")
+        ] = False,
         exclude_newer: Annotated[
             str | None,
             typer.Option("--exclude-newer", help="Only use distributions uploaded before this."),
         ] = None,
         offline: Annotated[
-            bool, typer.Option("--offline", envvar="RUNNER_OFFLINE", help="Never touch the network.")
+            bool,
+            typer.Option("--offline", envvar="RUNNER_OFFLINE", help="Never touch the network."),
         ] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only report errors.")] = False,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show pip's output.")] = False,
+        verbose: Annotated[
+            bool, typer.Option("--verbose", "-v", help="Show pip's output.")
+        ] = False,
     ) -> None:
         """Resolve SCRIPT's dependencies and write pylock.<name>.toml beside it (PEP 751).
 
@@ -49,7 +54,7 @@ def register(app: typer.Typer) -> None:
         tool.py -> pylock.tool.toml. `runner run` installs exactly what the lock pins while
         it matches the script's block; `--check` exits 107 when it is missing or stale.
         """
-        from runner import lockfile
+        from runner import fastpath, lockfile
         from runner.api import RunOptions, load_script
         from runner.cache import Cache
         from runner.errors import LockfileError
@@ -58,7 +63,7 @@ def register(app: typer.Typer) -> None:
 
         reporter = Reporter(quiet=quiet, verbose=verbose)
         loaded = load_script(script)
-        lock_path = lockfile.fastpath.lock_path_for(script)
+        lock_path = fastpath.lock_path_for(script)
         cache = Cache()
         if check:
             existing = lockfile.load_lock(lock_path)
@@ -87,7 +92,7 @@ def register(app: typer.Typer) -> None:
             offline=offline,
         )
         selection = select(loaded.metadata.requires_python, python, cache.root)
-        index, cutoff = lockfile.index_and_cutoff(
+        index, cutoff, _ = lockfile.index_and_cutoff(
             loaded.metadata, script, loaded.directory, options
         )
         written = lockfile.make_lock(
