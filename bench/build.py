@@ -82,23 +82,35 @@ def tools(python: str, scratch: Path) -> list[Tool]:
     if runner is None:
         raise SystemExit("runner is not installed beside this Python or on PATH")
     for installer in ("pip", "uv"):
-        found.append(Tool(
-            f"runner-{installer}",
-            lambda s, f, i=installer: [runner, "run", "--installer", i, "--python", python, str(s)],
-            lambda f: {"RUNNER_CACHE_DIR": str(f / "cache")},
-        ))
+        found.append(
+            Tool(
+                f"runner-{installer}",
+                lambda s, f, i=installer: [
+                    runner,
+                    "run",
+                    "--installer",
+                    i,
+                    "--python",
+                    python,
+                    str(s),
+                ],
+                lambda f: {"RUNNER_CACHE_DIR": str(f / "cache")},
+            )
+        )
     pipx = find_tool("pipx")
     if pipx is not None:
         shared = scratch / "pipx-shared"  # pipx's shared pip stays warm, like pip's cache
-        found.append(Tool(
-            "pipx-run",
-            lambda s, f: [pipx, "run", "--python", python, "--path", str(s)],
-            lambda f: {
-                "PIPX_HOME": str(f / "pipx"),
-                "PIPX_SHARED_LIBS": str(shared),
-                "PIPX_DEFAULT_BACKEND": "pip",  # pipx 1.18+ picks uv when it can
-            },
-        ))
+        found.append(
+            Tool(
+                "pipx-run",
+                lambda s, f: [pipx, "run", "--python", python, "--path", str(s)],
+                lambda f: {
+                    "PIPX_HOME": str(f / "pipx"),
+                    "PIPX_SHARED_LIBS": str(shared),
+                    "PIPX_DEFAULT_BACKEND": "pip",  # pipx 1.18+ picks uv when it can
+                },
+            )
+        )
     uv = find_tool("uv")
     if uv is not None:
         cache = subprocess.run([uv, "cache", "dir"], capture_output=True, text=True).stdout.strip()
@@ -107,20 +119,32 @@ def tools(python: str, scratch: Path) -> list[Tool]:
             for env_dir in glob.glob(os.path.join(cache, "environments-v*")):
                 shutil.rmtree(env_dir, ignore_errors=True)
 
-        found.append(Tool(
-            "uv-run",
-            lambda s, f: [uv, "run", "--quiet", "--python", python, "--script", str(s)],
-            lambda f: {},
-            reset=drop_script_envs,
-        ))
+        found.append(
+            Tool(
+                "uv-run",
+                lambda s, f: [uv, "run", "--quiet", "--python", python, "--script", str(s)],
+                lambda f: {},
+                reset=drop_script_envs,
+            )
+        )
         # Not a target: uv run does not compile bytecode, runner does (later runs are faster).
-        found.append(Tool(
-            "uv-run-pyc",
-            lambda s, f: [uv, "run", "--quiet", "--compile-bytecode", "--python", python,
-                          "--script", str(s)],
-            lambda f: {},
-            reset=drop_script_envs,
-        ))
+        found.append(
+            Tool(
+                "uv-run-pyc",
+                lambda s, f: [
+                    uv,
+                    "run",
+                    "--quiet",
+                    "--compile-bytecode",
+                    "--python",
+                    python,
+                    "--script",
+                    str(s),
+                ],
+                lambda f: {},
+                reset=drop_script_envs,
+            )
+        )
     return found
 
 
@@ -133,8 +157,10 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="runner-bench-"))
     try:
         available = tools(args.python, scratch)
-        print(f"python: {args.python}; runs: {args.runs}; tools: "
-              + ", ".join(t.name for t in available))
+        print(
+            f"python: {args.python}; runs: {args.runs}; tools: "
+            + ", ".join(t.name for t in available)
+        )
         for title, (deps, body) in SCRIPTS.items():
             if args.only and title not in args.only:
                 continue
@@ -149,12 +175,16 @@ def main() -> int:
             medians = {name: statistics.median(ts) for name, ts in times.items()}
             print(f"\n{title}")
             for name, ts in times.items():
-                print(f"  {name:<11} median {medians[name]:.3f} s   "
-                      f"(min {min(ts):.3f}, max {max(ts):.3f})")
+                print(
+                    f"  {name:<11} median {medians[name]:.3f} s   "
+                    f"(min {min(ts):.3f}, max {max(ts):.3f})"
+                )
             for ours, theirs in INFORMATIVE:
                 if ours in medians and theirs in medians:
-                    print(f"  {ours} / {theirs} = {medians[ours] / medians[theirs]:.2f}"
-                          "  (both compile bytecode; informative)")
+                    print(
+                        f"  {ours} / {theirs} = {medians[ours] / medians[theirs]:.2f}"
+                        "  (both compile bytecode; informative)"
+                    )
             for (ours, theirs), target in TARGETS.items():
                 if ours in medians and theirs in medians:
                     ratio = medians[ours] / medians[theirs]

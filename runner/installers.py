@@ -98,9 +98,20 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
 def _redact(line: str) -> str:
     """Index credentials in any URL of an output line never reach the screen."""
     return _URL.sub(lambda m: redact_url(m.group(0)), line)
+
+
 # Lines that carry the diagnosis in pip's and uv's output.
 _KEY_PREFIXES = (
-    "ERROR:", "error:", "× ", "╰─▶", "╰─>", "cause:", "Caused by:", "hint:", "help:", "note:",  # noqa: RUF001  # the installers' own glyph
+    "ERROR:",
+    "error:",
+    "× ",  # noqa: RUF001  # uv's own error glyph
+    "╰─▶",
+    "╰─>",
+    "cause:",
+    "Caused by:",
+    "hint:",
+    "help:",
+    "note:",
 )
 _KEY_LINES = 25
 _TAIL_OF_BLOCK = 8
@@ -387,9 +398,7 @@ def get_installer(name: str | None) -> Installer:
             hint="Install it with `pip install 'runner[uv]'` (or put `uv` on PATH), or use "
             "--installer pip or auto.",
         )
-    raise InstallError(
-        f"unknown installer {choice!r}", hint="Use --installer pip, uv or auto."
-    )
+    raise InstallError(f"unknown installer {choice!r}", hint="Use --installer pip, uv or auto.")
 
 
 def describe_requirements(requirements: Sequence[str]) -> str:

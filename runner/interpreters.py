@@ -159,7 +159,8 @@ class Selection:
 def _probe_cache_file(cache_root: Path, path: str) -> Path:
     from runner.spec import sha256_hex
 
-    return cache_root / "interpreters" / (sha256_hex(path.encode("utf-8", "surrogateescape")) + ".json")
+    name = sha256_hex(path.encode("utf-8", "surrogateescape")) + ".json"
+    return cache_root / "interpreters" / name
 
 
 def probe(path: str, cache_root: Path | None = None) -> Interpreter:
@@ -197,8 +198,13 @@ def probe(path: str, cache_root: Path | None = None) -> Interpreter:
     try:
         info = _run_probe(path)
     except InterpreterError as exc:
-        _store(cache_file, {"stamp": stamp, "error": {
-            "message": exc.message, "hint": exc.hint, "details": exc.details}})
+        _store(
+            cache_file,
+            {
+                "stamp": stamp,
+                "error": {"message": exc.message, "hint": exc.hint, "details": exc.details},
+            },
+        )
         raise
     _store(cache_file, {"stamp": stamp, "info": info})
     return _from_probe(path, info)
@@ -309,10 +315,11 @@ def _install_roots() -> list[str]:
     """Folders whose subfolders are Python installations (pyenv, asdf, mise, uv)."""
     home = _home()
     data = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    env = os.environ.get
     return [
-        os.path.join(os.environ.get("PYENV_ROOT") or os.path.join(home, ".pyenv"), "versions"),
-        os.path.join(os.environ.get("ASDF_DATA_DIR") or os.path.join(home, ".asdf"), "installs", "python"),
-        os.path.join(os.environ.get("MISE_DATA_DIR") or os.path.join(data, "mise"), "installs", "python"),
+        os.path.join(env("PYENV_ROOT") or os.path.join(home, ".pyenv"), "versions"),
+        os.path.join(env("ASDF_DATA_DIR") or os.path.join(home, ".asdf"), "installs", "python"),
+        os.path.join(env("MISE_DATA_DIR") or os.path.join(data, "mise"), "installs", "python"),
         os.environ.get("UV_PYTHON_INSTALL_DIR") or os.path.join(data, "uv", "python"),
     ]
 
@@ -467,9 +474,7 @@ def _dir_checks(discovery: Discovery, chosen: Interpreter) -> tuple[str, ...]:
     return tuple(dict.fromkeys([chosen.path, chosen.real_path, *discovery.scanned]))
 
 
-def select(
-    requires_python: str | None, explicit: str | None, cache_root: Path | None
-) -> Selection:
+def select(requires_python: str | None, explicit: str | None, cache_root: Path | None) -> Selection:
     """Pick the interpreter for a script.
 
     Order: explicit `--python`, else `RUNNER_PYTHON`; else, with `requires-python`, the
@@ -511,7 +516,9 @@ def select(
                     f"{wants}, but {source} selects {only_wanted.describe()}",
                     hint=f"{_drop(source)}, or choose a Python that satisfies {requires_python}.",
                 )
-            too_old = [i for i in discovery.interpreters if not i.supported and i.version_obj in wanted]
+            too_old = [
+                i for i in discovery.interpreters if not i.supported and i.version_obj in wanted
+            ]
             if too_old:
                 raise _unsupported(too_old[0], source)
             raise InterpreterError(

@@ -115,7 +115,9 @@ def test_both_installers_get_the_same_settings(tmp_path: Path) -> None:
     assert "--offline" in uv and "--exclude-newer" in uv
     # uv rejects --refresh together with offline mode: offline it only upgrades.
     assert "--refresh" not in uv
-    online = UvInstaller("/bin/uv").command(InstallRequest(python="p", requirements=("a",), refresh=True))
+    online = UvInstaller("/bin/uv").command(
+        InstallRequest(python="p", requirements=("a",), refresh=True)
+    )
     assert "--refresh" in online and "--upgrade" in online
     pinned = UvInstaller("/bin/uv").command(
         InstallRequest(python="p", requirements=("alpha",), pinned_file=tmp_path / "req.txt")
@@ -213,7 +215,11 @@ def test_bytecode_is_compiled_at_build_time_despite_dontwritebytecode(
 ) -> None:
     script = write_script(tmp_path / "s.py", SCRIPT_BODY, ["beta"])
     result = run_runner(
-        "run", "--installer", installer, *local(offline_wheels), str(script),
+        "run",
+        "--installer",
+        installer,
+        *local(offline_wheels),
+        str(script),
         env={"PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert result.returncode == 0, result.stderr

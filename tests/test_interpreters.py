@@ -77,10 +77,12 @@ def test_requires_python_runs_on_highest_matching(tmp_path: Path, pybin: Path) -
     assert ran_on(run_runner("run", str(narrow)))[0] == "3.12"
 
 
-def test_without_requires_python_runner_own_interpreter_is_used(tmp_path: Path, pybin: Path) -> None:
+def test_without_requires_python_runner_own_interpreter_is_used(
+    tmp_path: Path, pybin: Path
+) -> None:
     link(pybin, "3.13")
     script = write_script(tmp_path / "s.py", PRINT_VERSION, [])
-    assert ran_on(run_runner("run", str(script)))[0] == "%d.%d" % sys.version_info[:2]
+    assert ran_on(run_runner("run", str(script)))[0] == "{}.{}".format(*sys.version_info[:2])
 
 
 @pytest.mark.parametrize("choice", ["3.12", "python3.12", ">=3.10,<3.13"])
@@ -152,7 +154,8 @@ def test_too_old_targets_get_a_clear_error(tmp_path: Path, minor: str) -> None:
 def test_old_target_works_via_seeded_pip(tmp_path: Path, offline_wheels: Path, minor: str) -> None:
     python = need(minor)
     script = write_script(
-        tmp_path / "s.py", "import alpha, sys\nprint('%d.%d' % sys.version_info[:2], alpha.VERSION)\n",
+        tmp_path / "s.py",
+        "import alpha, sys\nprint('%d.%d' % sys.version_info[:2], alpha.VERSION)\n",
         ["alpha"],
     )
     proc = run_runner("run", "--python", python, str(script))
@@ -160,7 +163,7 @@ def test_old_target_works_via_seeded_pip(tmp_path: Path, offline_wheels: Path, m
     assert proc.stdout.split() == [minor, "1.0"]
 
 
-# --------------------------------------------------------------------------- caching and the warm path
+# ------------------------------------------------------------- caching and the warm path
 
 
 def test_probes_are_cached_across_cold_runs(tmp_path: Path, pybin: Path) -> None:
@@ -211,7 +214,9 @@ def test_selection_checks(tmp_path: Path, pybin: Path, monkeypatch: pytest.Monke
     assert own.interpreter.path == interpreters.current_python()
 
 
-def test_explicit_choice_forms(tmp_path: Path, pybin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explicit_choice_forms(
+    tmp_path: Path, pybin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     link(pybin, "3.12")
     link(pybin, "3.13")
     monkeypatch.setattr(interpreters, "SYSTEM_DIRS", ())
@@ -234,8 +239,13 @@ def _fake(version: str, path: str) -> Interpreter:
 
 
 def test_best_prefers_highest_final_release_then_discovery_order() -> None:
-    found = [_fake("3.11.2", "a"), _fake("3.13.0rc1", "b"), _fake("3.12.1", "c"),
-             _fake("3.12.1", "d"), _fake("3.7.1", "e")]
+    found = [
+        _fake("3.11.2", "a"),
+        _fake("3.13.0rc1", "b"),
+        _fake("3.12.1", "c"),
+        _fake("3.12.1", "d"),
+        _fake("3.7.1", "e"),
+    ]
     assert best(found, None).path == "c"  # type: ignore[union-attr]
     assert best(found, SpecifierSet(">=3.12.5")).path == "b"  # type: ignore[union-attr]
     assert best(found, SpecifierSet("<3.8")) is None  # 3.7 is too old to build for
@@ -279,7 +289,9 @@ def test_two_interpreters_concurrently_on_one_script(tmp_path: Path, pybin: Path
     procs = [
         subprocess.Popen(
             [RUNNER, "run", "--python", minor, str(script)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for minor in ("3.12", "3.13")
     ]

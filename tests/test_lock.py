@@ -195,8 +195,6 @@ def test_offline_run_installs_a_lock_from_find_links(tmp_path: Path, index_dir: 
     script = write_script(tmp_path / "job.py", BODY, ["beta"])
     with serve_index(index_dir) as (url, _):
         assert run_runner("lock", str(script), "--index-url", url).returncode == 0
-    result = run_runner(
-        "run", "--offline", "--locked", "--find-links", str(index_dir), str(script)
-    )
+    result = run_runner("run", "--offline", "--locked", "--find-links", str(index_dir), str(script))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "alpha 1.0\n"
