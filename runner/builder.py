@@ -19,6 +19,7 @@ from runner.cache import Cache
 from runner.errors import InstallError, RunnerError
 from runner.fsutil import atomic_write_text, fsync_dir, remove_tree
 from runner.installers import Installer, InstallRequest
+from runner.interpreters import Interpreter
 from runner.report import Reporter
 from runner.spec import EnvSpec
 
@@ -31,21 +32,21 @@ class Created:
     site_packages: tuple[str, ...]
 
 
-def create_venv(spec: EnvSpec, dest: Path, *, seed: bool) -> Created:
+def create_venv(interpreter: Interpreter, dest: Path, *, seed: bool) -> Created:
     """Create an environment with virtualenv, in-process, without pip unless `seed`."""
     from virtualenv import cli_run
 
     args = [
         str(dest),
         "--python",
-        spec.interpreter.path,
+        interpreter.path,
         "--no-periodic-update",
         "--activators",
         "",
         "--quiet",
     ]
     # virtualenv's bundled seeder stops at 3.9; older targets get pip from their ensurepip.
-    use_ensurepip = seed and spec.interpreter.version_obj.release[:2] < (3, 9)
+    use_ensurepip = seed and interpreter.version_obj.release[:2] < (3, 9)
     if seed and not use_ensurepip:
         args += ["--seeder", "app-data", "--no-setuptools"]
     else:
@@ -54,7 +55,7 @@ def create_venv(spec: EnvSpec, dest: Path, *, seed: bool) -> Created:
         session = cli_run(args, setup_logging=False)
     except (Exception, SystemExit) as exc:  # virtualenv raises assorted types
         raise RunnerError(
-            f"could not create a virtual environment for {spec.interpreter.describe()}: {exc}",
+            f"could not create a virtual environment for {interpreter.describe()}: {exc}",
             hint="Check that the interpreter works (`PYTHON -c pass`), or choose another "
             "with --python.",
         ) from None
@@ -68,7 +69,7 @@ def create_venv(spec: EnvSpec, dest: Path, *, seed: bool) -> Created:
         )
         if not outcome.ok:
             raise InterpreterError(
-                f"cannot put pip into an environment for {spec.interpreter.describe()}: its "
+                f"cannot put pip into an environment for {interpreter.describe()}: its "
                 "ensurepip module failed",
                 hint="runner supports Python 3.9 and newer, and 3.8 where ensurepip works; "
                 "choose a newer interpreter with --python.",
@@ -197,7 +198,7 @@ def build(
         started = time.monotonic()
         seed = installer.needs_seed(spec.interpreter)
         reporter.phase(f"creating an environment for {spec.interpreter.describe()}")
-        created = create_venv(spec, env_dir, seed=seed)
+        created = create_venv(spec.interpreter, env_dir, seed=seed)
         checkpoint("created")
         if spec.requirements or pinned_file is not None:
             count = len(spec.requirements)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from runner import __version__
+
+if TYPE_CHECKING:
+    from runner.api import RunOptions
 from runner.errors import RunnerError
 from runner.report import Reporter
 
@@ -67,6 +70,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the inst
 
 
 def run_options(
+    *,
     python: str | None = None,
     with_: list[str] | None = None,
     index_url: str | None = None,
@@ -78,7 +82,8 @@ def run_options(
     refresh: bool = False,
     offline: bool = False,
     installer: str | None = None,
-) -> object:
+) -> RunOptions:
+    """The core's options from the CLI's (shared by run, python and sync)."""
     from runner.api import RunOptions
 
     return RunOptions(
@@ -118,23 +123,23 @@ def run(
     from runner import api
 
     options = run_options(
-        python,
-        with_,
-        index_url,
-        extra_index_url,
-        find_links,
-        no_index,
-        exclude_newer,
-        locked,
-        refresh,
-        offline,
-        installer,
+        python=python,
+        with_=with_,
+        index_url=index_url,
+        extra_index_url=extra_index_url,
+        find_links=find_links,
+        no_index=no_index,
+        exclude_newer=exclude_newer,
+        locked=locked,
+        refresh=refresh,
+        offline=offline,
+        installer=installer,
     )
     reporter = Reporter(quiet=quiet, verbose=verbose)
     from runner.commands.authoring import resolve_run_script  # `-` (stdin), nesting depth
 
     script = resolve_run_script(script)
-    raise typer.Exit(api.run(script, list(args or []), options, reporter))  # type: ignore[arg-type]
+    raise typer.Exit(api.run(script, list(args or []), options, reporter))
 
 
 @app.command()

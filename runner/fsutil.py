@@ -43,8 +43,8 @@ def replace_retrying(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -
     retrying(os.replace, src, dst)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write `data` to `path` so readers see the old content or the new, never a mix."""
+def write_temp(path: Path, data: bytes, *, mode: int) -> str:
+    """Write `data` to a new temporary file beside `path`, synced, with `mode`; its name."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -52,6 +52,17 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write `data` to `path` so readers see the old content or the new, never a mix."""
+    tmp = write_temp(path, data, mode=mode)
+    try:
         replace_retrying(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

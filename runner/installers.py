@@ -22,8 +22,9 @@ from typing import Protocol
 from runner import proc
 from runner.errors import InstallError, NetworkError
 from runner.interpreters import Interpreter
+from runner.redact import redact_text
 from runner.report import Reporter
-from runner.spec import IndexSettings, redact_url
+from runner.spec import IndexSettings
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class Installer(Protocol):
         ...
 
 
-def _index_args(index: IndexSettings) -> list[str]:
+def index_args(index: IndexSettings) -> list[str]:
+    """The command-line form of explicit index settings (pip and uv spell them alike)."""
     args: list[str] = []
     if index.index_url:
         args += ["--index-url", index.index_url]
@@ -92,12 +94,6 @@ _NOT_FOUND = re.compile(
     r"|(?P<unsolvable>No solution found when resolving dependencies)"
 )
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
-
-
-def _redact(line: str) -> str:
-    """Index credentials in any URL of an output line never reach the screen."""
-    return _URL.sub(lambda m: redact_url(m.group(0)), line)
 
 
 # Lines that carry the diagnosis in pip's and uv's output.
@@ -120,7 +116,7 @@ _TAIL_OF_BLOCK = 8
 def important_lines(output: str) -> list[str]:
     """The lines of an installer's output worth showing: the errors and their causes, plus
     the last lines of any embedded build output (a compiler's error), never the whole wall."""
-    lines = [_redact(_ANSI.sub("", line.rstrip())) for line in output.splitlines()]
+    lines = [redact_text(_ANSI.sub("", line.rstrip())) for line in output.splitlines()]
     keep: list[str] = []
     block: list[str] | None = None
     for line in lines:
@@ -272,7 +268,7 @@ class PipInstaller:
             cmd = [sys.executable, "-m", "pip", "--python", request.python]
         cmd += ["install", "--no-input", "--no-warn-script-location", "--compile"]
         cmd += ["--disable-pip-version-check", "--progress-bar", "off"]
-        cmd += _index_args(request.index)
+        cmd += index_args(request.index)
         if request.offline:
             cmd.append("--no-index")
         if request.exclude_newer:
@@ -349,7 +345,7 @@ class UvInstaller:
 
     def command(self, request: InstallRequest) -> list[str]:
         cmd = [self.uv, "pip", "install", "--python", request.python, "--compile-bytecode"]
-        cmd += _index_args(request.index)
+        cmd += index_args(request.index)
         if request.offline:
             cmd.append("--offline")
         if request.exclude_newer:

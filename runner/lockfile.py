@@ -15,16 +15,12 @@ from typing import Any
 
 from runner import fastpath, proc
 from runner.errors import LockfileError, MetadataError
+from runner.installers import index_args
 from runner.interpreters import Interpreter
 from runner.metadata import ScriptMetadata
+from runner.redact import redact_text, redact_url
 from runner.report import Reporter
-from runner.spec import (
-    IndexSettings,
-    canonical_json,
-    normalize_requirements,
-    redact_url,
-    sha256_hex,
-)
+from runner.spec import IndexSettings, canonical_json, normalize_requirements, sha256_hex
 
 # Bump when the meaning of the requirements digest recorded in lock files changes.
 LOCK_DIGEST_FORMAT = 1
@@ -344,13 +340,6 @@ def write_pinned_file(lines: Sequence[str], directory: str) -> Path:
     return Path(name)
 
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s\"']+@")
-
-
-def strip_credentials(text: str) -> str:
-    return _CREDENTIALS.sub(lambda m: m.group("scheme"), text)
-
-
 def _pip_lock_command(
     python: str,
     *,
@@ -366,13 +355,8 @@ def _pip_lock_command(
     cmd = [python, "-m", "pip"] if seeded else [sys.executable, "-m", "pip", "--python", python]
     cmd += ["lock", "--no-input", "--disable-pip-version-check", "--progress-bar", "off"]
     cmd += ["--output", output]
-    if index.index_url:
-        cmd += ["--index-url", index.index_url]
-    for url in index.extra_index_urls:
-        cmd += ["--extra-index-url", url]
-    for link in index.find_links:
-        cmd += ["--find-links", link]
-    if index.no_index or offline:
+    cmd += index_args(index)
+    if offline and not index.no_index:
         cmd.append("--no-index")
     if exclude_newer:
         cmd += ["--uploaded-prior-to", exclude_newer]
@@ -405,23 +389,10 @@ def make_lock(
         python, seeded = interpreter.path, False
         if PipInstaller().needs_seed(interpreter):
             # runner's pip cannot run under this Python: use a throwaway env with its own pip.
-            from virtualenv import cli_run
+            from runner.builder import create_venv
 
-            session = cli_run(
-                [
-                    os.path.join(tmp, "venv"),
-                    "--python",
-                    interpreter.path,
-                    "--no-periodic-update",
-                    "--activators",
-                    "",
-                    "--quiet",
-                    "--no-setuptools",
-                    "--no-wheel",
-                ],
-                setup_logging=False,
-            )
-            python, seeded = str(session.creator.exe), True
+            created = create_venv(interpreter, Path(tmp) / "venv", seed=True)
+            python, seeded = created.python, True
         if requirements:
             cmd = _pip_lock_command(
                 python,
@@ -448,7 +419,7 @@ def make_lock(
             body = Path(output).read_text(encoding="utf-8")
         else:
             body = 'lock-version = "1.0"\ncreated-by = "runner"\npackages = []\n'
-    body = strip_credentials(body)
+    body = redact_text(body, mask="")  # a lock keeps no credentials, not even masked
     data = tomllib.loads(body)
     if "tool" in data:
         raise LockfileError("pip lock wrote an unexpected [tool] table; runner cannot annotate it")

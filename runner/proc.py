@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+from runner.redact import redact_text
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def run(
     try:
         if log is not None:
             # URLs in the command may carry index credentials: never write those down.
-            log.write("$ " + _CREDENTIALS.sub(r"\1***@", " ".join(cmd)) + "\n")
+            log.write("$ " + redact_text(" ".join(cmd)) + "\n")
         for line in proc.stdout:
             lines.append(line)
             if log is not None:

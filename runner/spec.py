@@ -7,13 +7,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from runner.interpreters import Interpreter
+from runner.redact import redact_url
 
 # Bump when the meaning of any key input changes; every existing environment then misses.
 KEY_FORMAT = 1
@@ -25,20 +25,6 @@ def sha256_hex(data: bytes) -> str:
 
 def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def redact_url(url: str) -> str:
-    """Drop any password (and token-like user part) from a URL before it is shown or stored."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
 def normalize_requirements(requirements: Iterable[str]) -> tuple[str, ...]:

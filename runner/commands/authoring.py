@@ -8,13 +8,13 @@ import hashlib
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from runner.errors import ScriptError, UsageError
+from runner.fsutil import write_temp
 
 PathArg = Annotated[str, typer.Argument(help="The script file.")]
 
@@ -128,9 +128,7 @@ def create_new(path: str, data: bytes, *, executable: bool) -> None:
     os.umask(umask)
     mode = (0o777 if executable else 0o666) & ~umask
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or "."
-        )
+        tmp = write_temp(target, data, mode=mode)
     except FileNotFoundError:
         raise ScriptError(
             f"cannot create {path}: the directory {target.parent} does not exist"
@@ -138,11 +136,6 @@ def create_new(path: str, data: bytes, *, executable: bool) -> None:
     except OSError as exc:
         raise ScriptError(f"cannot create {path}: {exc.strerror}") from None
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
         try:
             os.link(tmp, target)
         except FileExistsError:
@@ -278,20 +271,18 @@ def register(app: typer.Typer) -> None:
         from runner.report import Reporter
 
         options = run_options(
-            python,
-            with_,
-            index_url,
-            extra_index_url,
-            find_links,
-            no_index,
-            exclude_newer,
-            False,
-            False,
-            offline,
-            installer,
+            python=python,
+            with_=with_,
+            index_url=index_url,
+            extra_index_url=extra_index_url,
+            find_links=find_links,
+            no_index=no_index,
+            exclude_newer=exclude_newer,
+            offline=offline,
+            installer=installer,
         )
         reporter = Reporter(quiet=quiet, verbose=verbose)
-        _, env_dir = api.environment_for(api.load_script(script), options, Cache(), reporter)  # type: ignore[arg-type]
+        _, env_dir = api.environment_for(api.load_script(script), options, Cache(), reporter)
         print(fastpath.env_python(str(env_dir)))
 
     @app.command()
@@ -321,17 +312,16 @@ def register(app: typer.Typer) -> None:
         from runner.report import Reporter
 
         options = run_options(
-            python,
-            with_,
-            index_url,
-            extra_index_url,
-            find_links,
-            no_index,
-            exclude_newer,
-            False,
-            refresh,
-            offline,
-            installer,
+            python=python,
+            with_=with_,
+            index_url=index_url,
+            extra_index_url=extra_index_url,
+            find_links=find_links,
+            no_index=no_index,
+            exclude_newer=exclude_newer,
+            refresh=refresh,
+            offline=offline,
+            installer=installer,
         )
         reporter = Reporter(quiet=quiet, verbose=verbose)
         cache = Cache()
@@ -339,7 +329,7 @@ def register(app: typer.Typer) -> None:
         loaded = [api.load_script(s) for s in scripts]
         results = []
         for script in loaded:
-            prepared, env_dir = api.environment_for(script, options, cache, reporter)  # type: ignore[arg-type]
+            prepared, env_dir = api.environment_for(script, options, cache, reporter)
             results.append(
                 {
                     "script": script.path,
