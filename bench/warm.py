@@ -35,6 +35,12 @@ from tests.wheels import make_wheel  # the repo's own tiny-wheel builder
 BODY = "import alpha, beta\n"
 
 
+def find_tool(name: str) -> str | None:
+    """A tool installed beside this Python, else on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
@@ -100,17 +106,13 @@ def main() -> None:
         "direct": ([python, str(script)], env),
         "runner": ([opts.runner, "run", str(script)], env),
     }
-    uv = shutil.which("uv") or (
-        str(Path(sys.executable).with_name("uv"))
-        if Path(sys.executable).with_name("uv").exists()
-        else None
-    )
+    uv = find_tool("uv")
     if uv:
         subprocess.run(
             [uv, "run", "--script", str(script)], env=env, check=True, capture_output=True
         )
         commands["uv run --script"] = ([uv, "run", "--quiet", "--script", str(script)], env)
-    pipx = shutil.which("pipx")
+    pipx = find_tool("pipx")
     if pipx:
         pipx_env = {**env, "PIPX_HOME": str(work / "pipx")}
         if (
