@@ -327,11 +327,7 @@ def run(script_path: str, args: list[str], options: RunOptions, reporter: Report
 def run_child(env_dir: Path, script: str, args: list[str]) -> int:
     """Where exec is unavailable (Windows): run a child and pass its exit status through."""
     python = fastpath.env_python(str(env_dir))
-    env = dict(os.environ)
-    env["VIRTUAL_ENV"] = str(env_dir)
-    env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
-    env["RUNNER_DEPTH"] = str(fastpath.nesting_depth() + 1)
-    child = subprocess.Popen([python, script, *args], env=env)
+    child = subprocess.Popen([python, script, *args], env=fastpath.script_environ(str(env_dir)))
     while True:
         try:
             return child.wait()

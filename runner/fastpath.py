@@ -294,16 +294,24 @@ def max_depth() -> int:
     return int(value) if value.isdigit() else MAX_DEPTH
 
 
-def exec_environment(env_dir: str, script: str, args: list[str], lease_fd: int) -> None:
-    """Replace this process with the environment's Python running the script (POSIX)."""
-    python = env_python(env_dir)
+def script_environ(env_dir: str) -> dict[str, str]:
+    """The script's environment variables: the caller's, as if the env were activated."""
     env = dict(os.environ)
     env["VIRTUAL_ENV"] = env_dir
-    bin_dir = os.path.dirname(python)
+    bin_dir = os.path.dirname(env_python(env_dir))
     env["PATH"] = bin_dir + os.pathsep + env["PATH"] if env.get("PATH") else bin_dir
     env.pop("PYTHONHOME", None)
-    env["RUNNER_LEASE_FD"] = str(lease_fd)
-    env["RUNNER_DEPTH"] = str(nesting_depth() + 1)
+    env["RUNNER_DEPTH"] = str(nesting_depth() + 1)  # a runner loop is detected, not repeated
+    return env
+
+
+def exec_environment(env_dir: str, script: str, args: list[str], lease_fd: int) -> None:
+    """Replace this process with the environment's Python running the script (POSIX).
+
+    `lease_fd` (from take_lease) is inheritable: the exec'd script holds the lease.
+    """
+    python = env_python(env_dir)
+    env = script_environ(env_dir)
     if os.environ.get("RUNNER_DEBUG_RSS"):
         _report_rss()
     sys.stdout.flush()

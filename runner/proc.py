@@ -78,7 +78,6 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         "PYTHONHOME",
         "PYTHONPATH",
         "VIRTUAL_ENV",
-        "RUNNER_LEASE_FD",
         "__PYVENV_LAUNCHER__",
     ):
         env.pop(name, None)
