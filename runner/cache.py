@@ -109,7 +109,6 @@ class Cache:
         self.scripts = self.root / "scripts"
         self.interpreters = self.root / "interpreters"
         self.logs = self.root / "logs"
-        self._lock_warning_given = False
 
     # ------------------------------------------------------------------ setup
 
@@ -235,15 +234,9 @@ class Cache:
                 except filelock.Timeout:
                     on_wait(self._owner_text(owner))
                     self._wait_for(lock)
-        except OSError as exc:
-            if exc.errno in _NO_LOCKING:
-                on_unlockable(
-                    f"the cache filesystem cannot lock {path} ({exc}); building without the lock"
-                )
-                yield
-                return
-            raise _cache_error(self.locks, exc, "taking the build lock") from None
-        except NotImplementedError as exc:
+        except (OSError, NotImplementedError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in _NO_LOCKING:
+                raise _cache_error(self.locks, exc, "taking the build lock") from None
             on_unlockable(
                 f"the cache filesystem cannot lock {path} ({exc}); building without the lock"
             )
