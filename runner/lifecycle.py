@@ -103,7 +103,8 @@ class EnvInfo:
 class Removal:
     """Something prune/clean removed (or would remove, in a dry run)."""
 
-    kind: str  # "environment", "unpublished", "trash", "alias", "pointer", "temp"
+    kind: str  # "environment", "unpublished", "trash", "alias", "pointer", "temp", "log",
+    # "stdin script"
     path: str
     key: str | None
     size: int
@@ -455,6 +456,17 @@ class _Sweep:
                     if mtime is not None and now - mtime > grace:
                         self.remove_file(path, "temp", "left by an interrupted write")
 
+    def sweep_old_files(self, directory: Path, older_than: float, kind: str) -> None:
+        """Files unused (by mtime) for `older_than`: build logs, stored stdin scripts."""
+        now = time.time()
+        for name in _listdir(directory):
+            if self.out_of_time():
+                return
+            path = directory / name
+            mtime = _mtime(path)
+            if mtime is not None and now - mtime > older_than and path.is_file():
+                self.remove_file(path, kind, f"unused for {(now - mtime) / 86400:.0f} days")
+
 
 def _orphan_due(scan: _Scan, env_dir: Path, grace: float, now: float) -> str | None:
     """Reason to remove a directory nothing names, once it is older than the grace period."""
@@ -481,6 +493,8 @@ def prune(
     scan = _scan(cache)
     now = time.time()
     sweep.sweep_debris(scan, grace)
+    sweep.sweep_old_files(cache.logs, older_than, "log")
+    sweep.sweep_old_files(cache.root / "stdin", older_than, "stdin script")
     for env_dir in scan.store_dirs:
         if sweep.out_of_time():
             break

@@ -487,3 +487,26 @@ def test_auto_prune_respects_its_budget(tmp_path: Path, monkeypatch: pytest.Monk
     result = lifecycle.prune(Cache(), budget=0.0)
     assert result.complete is False
     assert all(env.exists() for env in envs)
+
+
+def test_prune_removes_old_logs_and_stdin_scripts_but_not_recent_ones(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    cache = Cache(cache_dir)
+    cache.ensure()
+    stdin_dir = cache_dir / "stdin"
+    stdin_dir.mkdir()
+    old_log, new_log = cache.logs / "old.log", cache.logs / "new.log"
+    old_stdin, new_stdin = stdin_dir / "old.py", stdin_dir / "new.py"
+    long_ago = time.time() - 40 * 86400
+    for path in (old_log, new_log, old_stdin, new_stdin):
+        path.write_text("x")
+    for path in (old_log, old_stdin):
+        os.utime(path, (long_ago, long_ago))
+    dry = lifecycle.prune(cache, dry_run=True)
+    assert {r.kind for r in dry.removed} == {"log", "stdin script"}
+    assert old_log.exists() and old_stdin.exists()
+    result = lifecycle.prune(cache)
+    assert sorted(Path(r.path).name for r in result.removed) == ["old.log", "old.py"]
+    assert not old_log.exists() and not old_stdin.exists()
+    assert new_log.exists() and new_stdin.exists()

@@ -62,6 +62,7 @@ def stdin_script(data: bytes | None = None) -> str:
         directory.mkdir(mode=0o755, exist_ok=True)
         try:
             if path.read_bytes() == data:
+                os.utime(path)  # its mtime is its last use: prune removes it when unused
                 return str(path)
         except FileNotFoundError:
             pass

@@ -16,7 +16,8 @@ JSON schemas (stable; `"version"` changes if a field changes meaning or goes awa
 `runner cache prune --json` and `runner cache clean --json`::
 
     {"version": 1, "dry_run": bool, "complete": bool, "bytes_freed": int,
-     "removed": [{"kind": "environment" | "unpublished" | "trash" | "alias" | "pointer" | "temp",
+     "removed": [{"kind": "environment" | "unpublished" | "trash" | "alias" | "pointer" | "temp"
+                          | "log" | "stdin script",
                   "path": str, "key": str | null, "size": int, "reason": str}],
      "kept": [{"key": str, "path": str,
                "reason": "in use" | "build in progress" | "cannot lock"}],
