@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from runner import __version__
+from runner.errors import RunnerError, UsageError
+from runner.report import Reporter
 
 if TYPE_CHECKING:
     from runner.api import RunOptions
-from runner.errors import RunnerError
-from runner.report import Reporter
 
 app = typer.Typer(
     name="runner",
@@ -103,8 +103,13 @@ def run_options(
 
 @app.command(context_settings=PASSTHROUGH)
 def run(
-    script: Annotated[str, typer.Argument(help="The script to run ('-' reads standard input).")],
-    args: Annotated[list[str] | None, typer.Argument(help="Arguments for the script.")] = None,
+    script: Annotated[
+        str,
+        typer.Argument(metavar="SCRIPT", help="The script to run ('-' reads standard input)."),
+    ],
+    args: Annotated[
+        list[str] | None, typer.Argument(metavar="[ARGS]...", help="Arguments for the script.")
+    ] = None,
     python: PythonOpt = None,
     with_: WithOpt = None,
     index_url: IndexUrlOpt = None,
@@ -120,7 +125,17 @@ def run(
     verbose: VerboseOpt = False,
 ) -> None:
     """Run SCRIPT in an environment that satisfies its inline metadata."""
+    import os
+
     from runner import api
+
+    if script.startswith("-") and script != "-" and not os.path.exists(script):
+        # Unknown options reach us as the script (the script's own options must pass).
+        raise UsageError(
+            f"no such option: {script}",
+            hint="runner's options go before the script (`runner run --help` lists them); "
+            f"for a file named {script}, write ./{script}.",
+        )
 
     options = run_options(
         python=python,
@@ -146,6 +161,24 @@ def run(
 def version() -> None:
     """Print runner's version."""
     print(__version__)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", is_eager=True, callback=_print_version, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Run Python scripts with inline (PEP 723) metadata in cached, isolated environments."""
 
 
 def _register_commands() -> None:

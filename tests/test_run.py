@@ -254,3 +254,20 @@ def test_cli_exit_status_of_a_command_is_kept(monkeypatch: pytest.MonkeyPatch) -
         assert cli.main() == 7
     finally:
         cli.app.registered_commands.pop()
+
+
+def test_unknown_runner_option_is_a_usage_error(tmp_path: Path) -> None:
+    script = write_script(tmp_path / "s.py", "print('ran')\n", [])
+    got = run_runner("run", "--no-such-flag", str(script))
+    assert got.returncode == 2
+    assert "no such option: --no-such-flag" in got.stderr
+    assert got.stdout == ""
+
+
+def test_version_flag() -> None:
+    from runner import __version__
+
+    for flag in ("--version", "-V"):
+        got = run_runner(flag)
+        assert got.returncode == 0
+        assert got.stdout.strip() == __version__
