@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from runner import fastpath
+from runner import fastpath, records
 from runner.builder import build, checkpoint
 from runner.cache import Cache
 from runner.errors import InstallError, LockfileError, RunnerError, ScriptError, UsageError
@@ -296,7 +296,9 @@ def environment_for(
         cache.write_alias(
             prepared.digest,
             env_dir,
-            stat_paths=prepared.selection.stat_checks,
+            # The interpreter choice, and the directories whose mtime moves if installed
+            # files are deleted: the warm path then falls back to the checks above.
+            stat_paths=prepared.selection.stat_checks + records.fingerprint_dirs(env_dir),
             var_names=prepared.selection.var_checks,
             script=os.path.abspath(script.path),
             expires=prepared.alias_expires,

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from runner import fastpath
+from runner import fastpath, records
 from runner.errors import CacheError
 from runner.fsutil import atomic_write_text, fsync_dir, replace_retrying
 
@@ -189,6 +189,8 @@ class Cache:
         manifest = self.read_manifest(env_dir)  # the cold path can afford to read it
         if manifest is None or manifest.get("key") != key:
             return None
+        if records.first_missing_file(env_dir) is not None:
+            return None  # files were deleted: build it again rather than fail confusingly
         return env_dir
 
     # ------------------------------------------------------------------ building

@@ -18,10 +18,8 @@ so a build in progress is never touched, even where locks do not work.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
-import hashlib
 import os
 import re
 import secrets
@@ -30,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import fastpath
+from runner import fastpath, records
 from runner.cache import Cache
 from runner.errors import UsageError
 from runner.fsutil import atomic_write_text, dir_size, fsync_dir, remove_tree
@@ -605,66 +603,6 @@ def maybe_auto_prune(cache: Cache, reporter: Reporter) -> CleanupResult | None:
 # --------------------------------------------------------------------------- verify
 
 
-def _site_packages(env_dir: Path) -> list[Path]:
-    found = sorted(env_dir.glob("lib/python*/site-packages"))
-    found += sorted(env_dir.glob("lib64/python*/site-packages"))
-    if (env_dir / "Lib" / "site-packages").is_dir():
-        found.append(env_dir / "Lib" / "site-packages")
-    unique: list[Path] = []
-    for path in found:
-        if path.is_dir() and not any(os.path.samefile(path, u) for u in unique):
-            unique.append(path)
-    return unique
-
-
-def _hash_file(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
-
-
-def _check_record(site: Path, dist_info: Path) -> list[str]:
-    import csv
-
-    record = dist_info / "RECORD"
-    try:
-        with open(record, encoding="utf-8", newline="") as f:
-            rows = list(csv.reader(f))
-    except FileNotFoundError:
-        return [f"{dist_info.name}: RECORD is missing"]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        return [f"{dist_info.name}: RECORD is unreadable ({exc})"]
-    problems: list[str] = []
-    for row in rows:
-        if not row or not row[0]:
-            continue
-        if len(row) != 3:
-            problems.append(f"{dist_info.name}: malformed RECORD line {','.join(row)!r}")
-            continue
-        rel, hash_text, size_text = row
-        path = Path(os.path.normpath(site / rel))
-        try:
-            st = os.stat(path)
-        except OSError:
-            problems.append(f"{dist_info.name}: {rel} is missing")
-            continue
-        if size_text and size_text.isdigit() and int(size_text) != st.st_size:
-            problems.append(f"{dist_info.name}: {rel} has the wrong size")
-            continue
-        if hash_text:
-            algorithm, _, expected = hash_text.partition("=")
-            try:
-                actual = _hash_file(path, algorithm)
-            except (ValueError, OSError):
-                problems.append(f"{dist_info.name}: cannot check {rel} ({hash_text})")
-                continue
-            if actual != expected:
-                problems.append(f"{dist_info.name}: {rel} does not match its RECORD hash")
-    return problems
-
-
 def check_environment(env_dir: Path) -> list[str]:
     """Every problem found in one environment: manifest, lease, interpreter, RECORDs."""
     problems: list[str] = []
@@ -678,7 +616,7 @@ def check_environment(env_dir: Path) -> list[str]:
         os.stat(python)
     except OSError:
         problems.append(f"its interpreter {python} is broken (the base Python may be gone)")
-    sites = _site_packages(env_dir)
+    sites = records.site_packages(env_dir)
     if not sites:
         problems.append("no site-packages directory")
     present: set[str] = set()
@@ -686,7 +624,7 @@ def check_environment(env_dir: Path) -> list[str]:
         for dist_info in sorted(site.glob("*.dist-info")):
             name = dist_info.name[: -len(".dist-info")].rpartition("-")[0]
             present.add(re.sub(r"[-_.]+", "-", name).lower())
-            problems.extend(_check_record(site, dist_info))
+            problems.extend(records.record_problems(site, dist_info, hashes=True))
     installed = manifest.get("installed") if manifest else None
     for entry in installed if isinstance(installed, list) else []:
         listed = entry.get("name") if isinstance(entry, dict) else None

@@ -242,6 +242,37 @@ def test_damaged_environment_is_rebuilt(
     assert rebuilt.name.startswith(manifest["key"])
 
 
+@pytest.mark.parametrize("damage", ["top-level module", "file inside a package"])
+def test_partly_deleted_environment_is_rebuilt_even_on_the_warm_path(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "solo", "1.0")
+    make_wheel(
+        wheels,
+        "pkgx",
+        "1.0",
+        modules={"pkgx.__init__": "from pkgx.sub import VALUE\n", "pkgx.sub": "VALUE = 7\n"},
+    )
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    script = write_script(
+        tmp_path / "s.py", "import solo, pkgx; print(solo.VERSION, pkgx.VALUE)\n", ["solo", "pkgx"]
+    )
+    _ok(run_runner("run", str(script)))
+    env = _only_env(cache_dir)
+    (site,) = env.glob("lib/python*/site-packages")
+    victim = site / "solo.py" if damage == "top-level module" else site / "pkgx" / "sub.py"
+    victim.unlink()
+    for extra in ({}, {"RUNNER_NO_FASTPATH": "1"}):  # the warm path first
+        result = run_runner("run", str(script), env=extra)
+        _ok(result)
+        assert result.stdout == "1.0 7\n"
+    rebuilt = _only_env(cache_dir)
+    assert rebuilt != env
+    assert not victim.exists()  # the damaged one was left alone (prune removes it later)
+
+
 # --------------------------------------------------------------------------- locking
 
 

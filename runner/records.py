@@ -1,0 +1,101 @@
+"""What an environment's installed distributions say they contain (their RECORD files)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import os
+from pathlib import Path
+
+# The warm path re-checks at most this many directories of an environment.
+MAX_FINGERPRINT_DIRS = 200
+
+
+def site_packages(env_dir: Path) -> list[Path]:
+    """The environment's site-packages directories (POSIX and Windows layouts)."""
+    found = sorted(env_dir.glob("lib/python*/site-packages"))
+    found += sorted(env_dir.glob("lib64/python*/site-packages"))
+    if (env_dir / "Lib" / "site-packages").is_dir():
+        found.append(env_dir / "Lib" / "site-packages")
+    unique: list[Path] = []
+    for path in found:
+        if path.is_dir() and not any(os.path.samefile(path, u) for u in unique):
+            unique.append(path)
+    return unique
+
+
+def _hash_file(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
+
+
+def record_problems(site: Path, dist_info: Path, *, hashes: bool) -> list[str]:
+    """Files of one distribution that are missing, of the wrong size or (with `hashes`)
+    of the wrong content, according to its RECORD."""
+    record = dist_info / "RECORD"
+    try:
+        with open(record, encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        return [f"{dist_info.name}: RECORD is missing"]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return [f"{dist_info.name}: RECORD is unreadable ({exc})"]
+    problems: list[str] = []
+    for row in rows:
+        if not row or not row[0]:
+            continue
+        if len(row) != 3:
+            problems.append(f"{dist_info.name}: malformed RECORD line {','.join(row)!r}")
+            continue
+        rel, hash_text, size_text = row
+        path = Path(os.path.normpath(site / rel))
+        try:
+            st = os.stat(path)
+        except OSError:
+            problems.append(f"{dist_info.name}: {rel} is missing")
+            continue
+        if size_text.isdigit() and int(size_text) != st.st_size:
+            problems.append(f"{dist_info.name}: {rel} has the wrong size")
+            continue
+        if hashes and hash_text:
+            algorithm, _, expected = hash_text.partition("=")
+            try:
+                actual = _hash_file(path, algorithm)
+            except (ValueError, OSError):
+                problems.append(f"{dist_info.name}: cannot check {rel} ({hash_text})")
+                continue
+            if actual != expected:
+                problems.append(f"{dist_info.name}: {rel} does not match its RECORD hash")
+    return problems
+
+
+def first_missing_file(env_dir: Path) -> str | None:
+    """A cheap completeness check (stat only, no hashing): the first problem, or None."""
+    for site in site_packages(env_dir):
+        for dist_info in sorted(site.glob("*.dist-info")):
+            problems = record_problems(site, dist_info, hashes=False)
+            if problems:
+                return problems[0]
+    return None
+
+
+def fingerprint_dirs(env_dir: Path) -> tuple[str, ...]:
+    """Directories whose mtime changes when installed files are deleted or added: each
+    site-packages and the packages directly inside it. The warm-path alias records them."""
+    dirs: list[str] = []
+    for site in site_packages(env_dir):
+        dirs.append(str(site))
+        try:
+            entries = sorted(os.scandir(site), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name == "__pycache__" or entry.name.endswith((".dist-info", ".data")):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                dirs.append(entry.path)
+    return tuple(dirs[:MAX_FINGERPRINT_DIRS])
