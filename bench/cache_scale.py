@@ -64,7 +64,7 @@ def make_cache(root: Path, count: int) -> None:
             os.utime(dest / "runner-lease", (old, old))
         os.symlink(os.path.relpath(dest, root / "envs"), root / "envs" / key)
         (root / "scripts" / secrets.token_hex(32)).write_text(
-            f"runner-alias 1\nenv\t{dest}\nscript\t/home/user/script{i}.py\n"
+            f"runner-alias 2\nenv\t{dest}\nscript\t/home/user/script{i}.py\nend\n"
         )
 
 

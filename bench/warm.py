@@ -70,7 +70,7 @@ def fake_cache_entries(cache: Path, count: int) -> None:
         (store / "runner-env.json").write_text('{"format": 1, "requirements": []}\n')
         (store / "runner-lease").touch()
         os.symlink(f"../store/{store.name}", cache / "envs" / key)
-        (cache / "scripts" / secrets.token_hex(32)).write_text(f"runner-alias 1\nenv\t{store}\n")
+        (cache / "scripts" / secrets.token_hex(32)).write_text(f"runner-alias 2\nenv\t{store}\nend\n")
 
 
 def main() -> None:

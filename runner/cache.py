@@ -370,6 +370,7 @@ class Cache:
             lines.append(f"expires\t{expires}")
         if script is not None:
             lines.append(f"script\t{script}")
+        lines.append("end")  # a truncated alias (damage from outside) is never trusted
         text = "\n".join(lines) + "\n"
         if any("\n" in part or "\t" in part for part in (str(env_dir), *stat_paths)):
             return

@@ -12,7 +12,7 @@ import os
 import sys
 
 # Bump when the alias format or the digest inputs change: old aliases then simply miss.
-ALIAS_FORMAT = "1"
+ALIAS_FORMAT = "2"
 MANIFEST_NAME = "runner-env.json"
 LEASE_NAME = "runner-lease"
 # Last use is recorded by touching the lease file, at most this often.
@@ -170,7 +170,9 @@ def selection_digest(
         parts.append("lock:" + _sha256(lock_bytes))
     if lock_bytes is not None or (content is not None and "find-links" in content):
         parts.append("dir:" + script_dir)
-    return _sha256("\0".join(parts).encode("utf-8", "surrogateescape"))
+    # Length-prefixed parts: no two different input lists can encode alike.
+    encoded = "".join(f"{len(part)}:{part}," for part in parts)
+    return _sha256(encoded.encode("utf-8", "surrogateescape"))
 
 
 # --------------------------------------------------------------------------- cache location
@@ -203,10 +205,10 @@ def read_alias(root: str, digest: str) -> str | None:
     except (OSError, UnicodeDecodeError):
         return None
     lines = text.split("\n")
-    if not lines or lines[0] != "runner-alias " + ALIAS_FORMAT or lines[-1] != "":
+    if lines[0] != "runner-alias " + ALIAS_FORMAT or lines[-2:] != ["end", ""]:
         return None  # foreign, old or truncated
     env_dir = None
-    for line in lines[1:-1]:
+    for line in lines[1:-2]:
         kind, _, rest = line.partition("\t")
         if kind == "env":
             env_dir = rest

@@ -242,9 +242,8 @@ def test_read_alias_rejects_every_truncation(alias: tuple[Cache, Path, Path, str
     cache, _, _, digest = alias
     path = cache.scripts / digest
     full = path.read_bytes()
-    for cut in range(len(full)):
-        if full[:cut].endswith(b"\n") and cut > 0:
-            continue  # a cut at a line end is indistinguishable from a shorter alias
+    assert full.endswith(b"\nend\n")
+    for cut in range(len(full)):  # every cut, at a line end too: the end marker is gone
         path.write_bytes(full[:cut])
         assert fastpath.read_alias(str(cache.root), digest) is None, full[:cut]
 
@@ -252,15 +251,25 @@ def test_read_alias_rejects_every_truncation(alias: tuple[Cache, Path, Path, str
 @pytest.mark.parametrize(
     "text",
     [
-        b"runner-alias 0\nenv\t/x\n",
-        b"runner-alias 10\nenv\t/x\n",
-        b"something else\nenv\t/x\n",
-        b"runner-alias 1\nenv\t/x\nfuture\tthing\n",
-        b"runner-alias 1\n\xff\xfe\n",
-        b"runner-alias 1\n",
+        b"runner-alias 1\nenv\t/x\nend\n",
+        b"runner-alias 10\nenv\t/x\nend\n",
+        b"something else\nenv\t/x\nend\n",
+        b"runner-alias 2\nenv\t/x\nfuture\tthing\nend\n",
+        b"runner-alias 2\n\xff\xfe\nend\n",
+        b"runner-alias 2\nend\n",
+        b"runner-alias 2\nenv\t/x\n",
         b"",
     ],
-    ids=["old-format", "newer-format", "foreign", "unknown-line", "not-utf8", "no-env", "empty"],
+    ids=[
+        "old-format",
+        "newer-format",
+        "foreign",
+        "unknown-line",
+        "not-utf8",
+        "no-env",
+        "no-end",
+        "empty",
+    ],
 )
 def test_read_alias_rejects_foreign(tmp_path: Path, text: bytes) -> None:
     (tmp_path / "scripts").mkdir()
