@@ -74,6 +74,13 @@ sys.stdout.write("RUNNER-PROBE " + json.dumps({
 _PROBE_MARK = "RUNNER-PROBE "
 
 PROBE_FORMAT = 2
+# An interpreter that has not answered by then is reported, not waited for forever.
+PROBE_TIMEOUT = 30.0
+
+
+class ProbeTimeout(InterpreterError):
+    """The interpreter did not answer in time: possibly a passing load, so never cached."""
+
 
 # The oldest target runner can build environments for: virtualenv still creates them and
 # pip can be put inside (virtualenv's seeder from 3.9, the interpreter's ensurepip on 3.8).
@@ -197,6 +204,8 @@ def probe(path: str, cache_root: Path | None = None) -> Interpreter:
             pass
     try:
         info = _run_probe(path)
+    except ProbeTimeout:
+        raise
     except InterpreterError as exc:
         _store(
             cache_file,
@@ -224,12 +233,19 @@ def _run_probe(path: str) -> dict[str, object]:
     from runner import proc
 
     try:
-        outcome = proc.run([path, "-E", "-s", "-S", "-c", _PROBE], env=proc.child_env())
+        outcome = proc.run(
+            [path, "-E", "-s", "-S", "-c", _PROBE], env=proc.child_env(), timeout=PROBE_TIMEOUT
+        )
     except OSError as exc:
         raise InterpreterError(
             f"cannot run Python interpreter {path}: {exc.strerror}",
             hint="Check that it is an executable Python, or choose another with --python.",
         ) from None
+    if outcome.timed_out:
+        raise ProbeTimeout(
+            f"{path} did not answer within {PROBE_TIMEOUT:.0f} s when asked for its version",
+            hint="Check that it is a working Python, or choose another with --python.",
+        )
     lines = [line for line in outcome.output.splitlines() if line.startswith(_PROBE_MARK)]
     if not outcome.ok or not lines:
         tail = "\n".join(outcome.output.strip().splitlines()[-5:])

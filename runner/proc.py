@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ class Outcome:
     cmd: tuple[str, ...]
     returncode: int
     output: str
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -32,8 +34,12 @@ def run(
     log_path: Path | None = None,
     stream: bool = False,
     on_line: Callable[[str], None] | None = None,
+    timeout: float | None = None,
 ) -> Outcome:
-    """Run `cmd`, capturing its output; with `stream`, echo each line to stderr as it comes."""
+    """Run `cmd`, capturing its output; with `stream`, echo each line to stderr as it comes.
+
+    With `timeout` (seconds), a command still running then is killed (`timed_out`).
+    """
     proc = subprocess.Popen(
         list(cmd),
         stdin=subprocess.DEVNULL,
@@ -46,6 +52,10 @@ def run(
     )
     assert proc.stdout is not None
     lines: list[str] = []
+    # The pipe is read until EOF; a timer kills a command that outlives `timeout`.
+    timer = threading.Timer(timeout, proc.kill) if timeout is not None else None
+    if timer is not None:
+        timer.start()
     log = open(log_path, "w", encoding="utf-8") if log_path is not None else None  # noqa: SIM115  # closed below
     try:
         if log is not None:
@@ -65,9 +75,14 @@ def run(
         proc.wait()
         raise
     finally:
+        if timer is not None:
+            timer.cancel()
         if log is not None:
             log.close()
-    return Outcome(cmd=tuple(cmd), returncode=returncode, output="".join(lines))
+    timed_out = timer is not None and timer.finished.is_set() and returncode < 0
+    return Outcome(
+        cmd=tuple(cmd), returncode=returncode, output="".join(lines), timed_out=timed_out
+    )
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

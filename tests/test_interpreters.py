@@ -365,3 +365,20 @@ def test_install_folders_are_discovered(
     chosen = select(">=3.11,<3.13", None, tmp_path / "cache")
     assert chosen.interpreter.path == str(layouts["pyenv"][0] / "3.12.0" / "bin" / "python3.12")
     assert str(layouts["pyenv"][0]) in chosen.stat_checks
+
+
+def test_a_hanging_interpreter_is_reported_not_waited_for_and_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner import interpreters
+    from runner.errors import InterpreterError
+
+    hang = tmp_path / "python3"
+    hang.write_text("#!/bin/sh\nexec sleep 600\n")
+    hang.chmod(0o755)
+    monkeypatch.setattr(interpreters, "PROBE_TIMEOUT", 0.5)
+    cache_root = tmp_path / "cache"
+    with pytest.raises(InterpreterError, match="did not answer"):
+        interpreters.probe(str(hang), cache_root)
+    # A timeout may be a passing load: nothing is remembered about it.
+    assert not list((cache_root / "interpreters").glob("*.json"))
