@@ -213,12 +213,9 @@ def build(
                 exclude_newer=spec.exclude_newer,
                 pinned_file=pinned_file,
                 refresh=refresh,
+                seeded=seed,
             )
-            install = installer.install
-            if seed:
-                install(request, log_path=cache.log_path(spec.key), reporter=reporter, seeded=True)  # type: ignore[call-arg]
-            else:
-                install(request, log_path=cache.log_path(spec.key), reporter=reporter)
+            installer.install(request, log_path=cache.log_path(spec.key), reporter=reporter)
         checkpoint("installed")
         installed = verify(spec, created.site_packages)
         # The lease file exists before the manifest: an env with a manifest is leasable.

@@ -40,6 +40,8 @@ class InstallRequest:
     # exactly these, without resolving.
     pinned_file: Path | None = None
     refresh: bool = False
+    # The environment has its own pip (seeded because runner's pip cannot run under it).
+    seeded: bool = False
 
 
 class Installer(Protocol):
@@ -256,9 +258,9 @@ class PipInstaller:
         supported = SpecifierSet(_requires_python_of_pip())
         return not supported.contains(interpreter.version_obj, prereleases=True)
 
-    def command(self, request: InstallRequest, *, seeded: bool) -> list[str]:
+    def command(self, request: InstallRequest) -> list[str]:
         runner_file = _pip_runner()
-        if seeded:
+        if request.seeded:
             cmd = [request.python, "-m", "pip"]
         elif runner_file is not None:
             # What `pip --python ENV` does, minus starting pip once more under our own
@@ -281,9 +283,7 @@ class PipInstaller:
             cmd += list(request.requirements)
         return cmd
 
-    def install(
-        self, request: InstallRequest, *, log_path: Path, reporter: Reporter, seeded: bool = False
-    ) -> None:
+    def install(self, request: InstallRequest, *, log_path: Path, reporter: Reporter) -> None:
         reporter.step("resolving")
         env = proc.child_env()
         env.pop("PIP_PYTHON", None)  # pip would re-execute itself under that interpreter
@@ -292,7 +292,7 @@ class PipInstaller:
         # (about a second). The environment is compiled by --compile either way.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         outcome = proc.run(
-            self.command(request, seeded=seeded),
+            self.command(request),
             env=env,
             log_path=log_path,
             stream=reporter.verbose,

@@ -99,7 +99,7 @@ def test_both_installers_get_the_same_settings(tmp_path: Path) -> None:
         exclude_newer="2025-01-01T00:00:00Z",
         refresh=True,
     )
-    pip = PipInstaller().command(request, seeded=False)
+    pip = PipInstaller().command(request)
     uv = UvInstaller("/bin/uv").command(request)
     assert uv[:5] == ["/bin/uv", "pip", "install", "--python", "/env/bin/python"]
     assert uv[5] == "--compile-bytecode"
