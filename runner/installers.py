@@ -56,6 +56,14 @@ class Installer(Protocol):
         ...
 
 
+def what_to_install(request: InstallRequest) -> list[str]:
+    """The requirements, or a lock's pinned artifacts (hash-checked, nothing resolved);
+    pip and uv spell both alike."""
+    if request.pinned_file is not None:
+        return ["--no-deps", "--require-hashes", "-r", str(request.pinned_file)]
+    return list(request.requirements)
+
+
 def index_args(index: IndexSettings) -> list[str]:
     """The command-line form of explicit index settings (pip and uv spell them alike)."""
     args: list[str] = []
@@ -277,11 +285,7 @@ class PipInstaller:
             cmd += ["--uploaded-prior-to", request.exclude_newer]
         if request.refresh:
             cmd += ["--upgrade", "--no-cache-dir"]
-        if request.pinned_file is not None:
-            cmd += ["--no-deps", "--require-hashes", "-r", str(request.pinned_file)]
-        else:
-            cmd += list(request.requirements)
-        return cmd
+        return cmd + what_to_install(request)
 
     def install(self, request: InstallRequest, *, log_path: Path, reporter: Reporter) -> None:
         reporter.step("resolving")
@@ -354,11 +358,7 @@ class UvInstaller:
             # uv refuses --refresh offline (it cannot refetch); --upgrade still applies.
             offline = request.offline or os.environ.get("UV_OFFLINE", "").lower() in _TRUE
             cmd += ["--upgrade"] if offline else ["--refresh", "--upgrade"]
-        if request.pinned_file is not None:
-            cmd += ["--no-deps", "--require-hashes", "-r", str(request.pinned_file)]
-        else:
-            cmd += list(request.requirements)
-        return cmd
+        return cmd + what_to_install(request)
 
     def install(self, request: InstallRequest, *, log_path: Path, reporter: Reporter) -> None:
         progress = UvProgress(reporter)
