@@ -117,11 +117,11 @@ class Prepared:
 
 
 def prepare(script: Script, options: RunOptions, cache: Cache) -> Prepared:
-    from runner import lockfile
+    from runner import lockfile, settings
 
     meta = script.metadata
     selection = select(meta.requires_python, options.python, cache.root)
-    index, exclude_newer, alias_expires = lockfile.index_and_cutoff(
+    index, exclude_newer, alias_expires = settings.index_and_cutoff(
         meta, script.path, script.directory, options
     )
     lock_path = fastpath.lock_path_for(script.path)

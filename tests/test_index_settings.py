@@ -14,8 +14,8 @@ import pytest
 
 from runner.errors import MetadataError
 from runner.interpreters import probe
-from runner.lockfile import ScriptSettings, effective_index, parse_cutoff, script_settings
 from runner.metadata import parse
+from runner.settings import ScriptSettings, effective_index, parse_cutoff, script_settings
 from runner.spec import IndexSettings, make_spec
 from tests.conftest import run_runner, write_script
 from tests.wheels import make_wheel, serve_index
@@ -248,7 +248,7 @@ def test_with_adds_requirements_and_works_in_a_shebang(
 
 
 def test_a_relative_cutoff_expires_at_the_next_utc_midnight() -> None:
-    from runner.lockfile import cutoff_expires
+    from runner.settings import cutoff_expires
 
     now = dt.datetime(2026, 3, 15, 18, 30, tzinfo=dt.UTC)
     midnight = int(dt.datetime(2026, 3, 16, tzinfo=dt.UTC).timestamp())

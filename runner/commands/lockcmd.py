@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         tool.py -> pylock.tool.toml. `runner run` installs exactly what the lock pins while
         it matches the script's block; `--check` exits 107 when it is missing or stale.
         """
-        from runner import fastpath, lockfile
+        from runner import fastpath, lockfile, settings
         from runner.api import RunOptions, load_script
         from runner.cache import Cache
         from runner.errors import LockfileError
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
             offline=offline,
         )
         selection = select(loaded.metadata.requires_python, python, cache.root)
-        index, cutoff, _ = lockfile.index_and_cutoff(
+        index, cutoff, _ = settings.index_and_cutoff(
             loaded.metadata, script, loaded.directory, options
         )
         written = lockfile.make_lock(
