@@ -1,4 +1,4 @@
-"""Index settings from `[tool.runner]`, upload-date cutoffs, and PEP 751 `pylock` files."""
+"""PEP 751 `pylock` files for scripts: write them with `pip lock`, read, match, install."""
 
 from __future__ import annotations
 
