@@ -235,3 +235,17 @@ def test_depth_is_passed_to_the_script(tmp_path: Path) -> None:
     assert run_runner("run", str(script)).stdout == "1\n"
     warm = run_runner("run", str(script), env={"RUNNER_DEPTH": "5"})
     assert warm.stdout == "6\n" and warm.stderr == ""
+
+
+def test_sync_builds_the_others_when_one_fails_and_reports_both(
+    tmp_path: Path, offline_wheels: Path, cache_dir: Path
+) -> None:
+    bad = write_script(tmp_path / "bad.py", "", ["no-such-package-xyz"])
+    good = write_script(tmp_path / "good.py", "", ["alpha"])
+    r = run_runner("sync", str(bad), str(good), "--json")
+    assert r.returncode == 104  # the first failure's code
+    result = json.loads(r.stdout)
+    assert result[0]["script"] == str(bad) and "no-such-package-xyz" in result[0]["error"]
+    assert result[1]["script"] == str(good) and Path(result[1]["python"]).is_file()
+    assert "no-such-package-xyz" in r.stderr
+    assert len(store_dirs(cache_dir)) == 1

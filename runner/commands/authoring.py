@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from runner.errors import ScriptError, UsageError
+from runner.errors import RunnerError, ScriptError, UsageError
 from runner.fsutil import write_temp
 
 PathArg = Annotated[str, typer.Argument(help="The script file.")]
@@ -328,9 +328,18 @@ def register(app: typer.Typer) -> None:
         cache = Cache()
         # Read every script first: a typo in the last one should fail before any build.
         loaded = [api.load_script(s) for s in scripts]
-        results = []
+        # A failed build does not stop the others: a batch learns every problem at once.
+        results: list[dict[str, str]] = []
+        failures: list[RunnerError] = []
         for script in loaded:
-            prepared, env_dir = api.environment_for(script, options, cache, reporter)
+            try:
+                prepared, env_dir = api.environment_for(script, options, cache, reporter)
+            except RunnerError as exc:
+                failures.append(exc)
+                results.append({"script": script.path, "error": exc.message})
+                if not json_:
+                    reporter.warn(f"{script.path}: {exc.message}")
+                continue
             results.append(
                 {
                     "script": script.path,
@@ -343,3 +352,5 @@ def register(app: typer.Typer) -> None:
                 reporter.info(f"{script.path}: {env_dir}")
         if json_:
             print(json.dumps(results, indent=2))
+        if failures:
+            raise failures[0]
