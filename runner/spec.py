@@ -72,10 +72,6 @@ class IndexSettings:
             "no_index": self.no_index,
         }
 
-    @property
-    def is_default(self) -> bool:
-        return self == IndexSettings()
-
 
 @dataclass(frozen=True)
 class EnvSpec:
