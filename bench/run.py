@@ -11,17 +11,14 @@ publish. Prints medians over --rounds repetitions (each cold repetition uses a f
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.wheels import make_wheel  # the repo's own tiny-wheel builder
+from workspace import two_package_script  # bench/workspace.py
 
 
 def run(cmd: list[str], env: dict[str, str]) -> float:
@@ -47,21 +44,7 @@ def main() -> None:
     parser.add_argument("--runner", default=str(Path(sys.executable).with_name("runner")))
     opts = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="runner-bench-run-"))
-    wheels = work / "wheels"
-    make_wheel(wheels, "alpha", "1.0")
-    make_wheel(wheels, "beta", "1.0", requires=["alpha"])
-    script = work / "two.py"
-    script.write_text(
-        '# /// script\n# dependencies = ["alpha", "beta"]\n# ///\nimport alpha, beta\n'
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "RUNNER_"))}
-    env.update(
-        PIP_CONFIG_FILE=os.devnull,
-        PIP_NO_INDEX="1",
-        PIP_FIND_LINKS=str(wheels),
-        RUNNER_NO_AUTO_PRUNE="1",
-    )
+    work, script, env = two_package_script("runner-bench-run-")
     cold, warm, direct, burst = [], [], [], []
     failures = 0
     builds = []

@@ -25,14 +25,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.wheels import make_wheel  # the repo's own tiny-wheel builder
-
-BODY = "import alpha, beta\n"
+from workspace import two_package_script  # bench/workspace.py
 
 
 def find_tool(name: str) -> str | None:
@@ -70,7 +66,9 @@ def fake_cache_entries(cache: Path, count: int) -> None:
         (store / "runner-env.json").write_text('{"format": 1, "requirements": []}\n')
         (store / "runner-lease").touch()
         os.symlink(f"../store/{store.name}", cache / "envs" / key)
-        (cache / "scripts" / secrets.token_hex(32)).write_text(f"runner-alias 2\nenv\t{store}\nend\n")
+        (cache / "scripts" / secrets.token_hex(32)).write_text(
+            f"runner-alias 2\nenv\t{store}\nend\n"
+        )
 
 
 def main() -> None:
@@ -79,24 +77,8 @@ def main() -> None:
     parser.add_argument("--runner", default=str(Path(sys.executable).with_name("runner")))
     opts = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="runner-bench-warm-"))
-    wheels = work / "wheels"
-    make_wheel(wheels, "alpha", "1.0")
-    make_wheel(wheels, "beta", "1.0", requires=["alpha"])
-    script = work / "two.py"
-    script.write_text('# /// script\n# dependencies = ["alpha", "beta"]\n# ///\n' + BODY)
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "RUNNER_"))}
-    env.update(
-        PIP_CONFIG_FILE=os.devnull,
-        PIP_NO_INDEX="1",
-        PIP_FIND_LINKS=str(wheels),
-        UV_NO_INDEX="1",
-        UV_FIND_LINKS=str(wheels),
-        UV_CACHE_DIR=str(work / "uv-cache"),
-        RUNNER_CACHE_DIR=str(work / "cache"),
-        RUNNER_NO_AUTO_PRUNE="1",
-    )
+    work, script, env = two_package_script("runner-bench-warm-")
+    env["RUNNER_CACHE_DIR"] = str(work / "cache")
     subprocess.run([opts.runner, "run", str(script)], env=env, check=True)
     python = subprocess.run(
         [opts.runner, "python", str(script)], env=env, capture_output=True, text=True, check=True
