@@ -318,7 +318,7 @@ def run(script_path: str, args: list[str], options: RunOptions, reporter: Report
             options = replace(options, refresh=False)
             continue
         if os.name == "posix":
-            fastpath.exec_environment(str(env_dir), script.path, args, lease)
+            fastpath.exec_environment(str(env_dir), script.path, args)
         return run_child(env_dir, script.path, args)
     raise RunnerError(
         f"the environment for {script_path} kept disappearing while starting it",

@@ -307,10 +307,10 @@ def script_environ(env_dir: str) -> dict[str, str]:
     return env
 
 
-def exec_environment(env_dir: str, script: str, args: list[str], lease_fd: int) -> None:
+def exec_environment(env_dir: str, script: str, args: list[str]) -> None:
     """Replace this process with the environment's Python running the script (POSIX).
 
-    `lease_fd` (from take_lease) is inheritable: the exec'd script holds the lease.
+    Call it holding take_lease's descriptor: it is inheritable, so the script holds the lease.
     """
     python = env_python(env_dir)
     env = script_environ(env_dir)
@@ -429,7 +429,7 @@ def try_warm(argv: list[str]) -> None:
     if fd is None:
         return
     try:
-        exec_environment(env_dir, script, args, fd)
+        exec_environment(env_dir, script, args)
     except OSError:
         os.close(fd)
 
