@@ -67,10 +67,11 @@ def _is_content(line: str) -> bool:
 def find_blocks(lines: list[str]) -> list[tuple[str, int, int]]:
     """Return (type, opener index, closer index) for every closed metadata block.
 
-    Per the inline script metadata specification: a block opens with `# /// TYPE` and every
-    following line must be `#` or start with `# `. A `# ///` line closes the block only when
-    the next line is not a valid content line, so the closer is the last line of the run of
-    content lines; a run that does not end in `# ///` is an unclosed block and is ignored.
+    Exactly what the specification's reference regular expression finds: a block opens with
+    `# /// TYPE`, every following line of its run is `#` or starts with `# `, and the block
+    ends at the *last* `# ///` line of that run that has at least one content line before
+    it. Ordinary comments may follow the closer. A run with no such `# ///` line is an
+    unclosed block and is ignored.
     """
     blocks: list[tuple[str, int, int]] = []
     i, n = 0, len(lines)
@@ -82,10 +83,14 @@ def find_blocks(lines: list[str]) -> list[tuple[str, int, int]]:
         j = i + 1
         while j < n and _is_content(lines[j]):
             j += 1
-        if j - 1 > i and lines[j - 1] == "# ///":
-            blocks.append((kind, i, j - 1))
-        # Closed or not, no opener inside this run can start a block of its own: its run
-        # would end at the same line. Skipping the run keeps the scan linear.
+        # The regex's greedy content group backtracks to the last closer of the run; it
+        # needs one content line at least, so the closer cannot be the line after the opener.
+        for end in range(j - 1, i + 1, -1):
+            if lines[end] == "# ///":
+                blocks.append((kind, i, end))
+                break
+        # Closed or not, no opener inside this run can start a block of its own: its closer
+        # candidates would be a subset of this opener's. Skipping the run keeps it linear.
         i = j
     return blocks
 

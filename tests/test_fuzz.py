@@ -3,9 +3,9 @@
 Properties, for any input:
 - `metadata.parse` returns ScriptMetadata or raises MetadataError, never anything else;
   `metadata.decode_source` returns text or raises ScriptError.
-- The fast path's scanner agrees with the parser, and both agree with an independent
-  reference written here from the specification's text (a regex adapted to the text's
-  precedence rule), so a bug shared by parser and scanner (they share code) still shows.
+- The fast path's scanner agrees with the parser, and both agree with the specification's
+  reference regular expression (copied verbatim), so a bug shared by parser and scanner
+  (they share code) still shows.
 - The warm path's own bytes -> digest step gives the cold path's digest whenever it does
   not defer to the cold path.
 """
@@ -31,26 +31,26 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 
 # --------------------------------------------------------------------- reference implementation
 
-# From the specification's text: an opener is `# /// TYPE` (TYPE: ASCII letters, digits,
-# hyphens), content lines are `#` or `# ...`, and a `# ///` line ends the block only when
-# the next line is not a content line. The lazy content group plus the negative lookahead
-# pick the first `# ///` not followed by a content line; since every line before it in the
-# run is a content line, that is the last line of the run, as the text requires. The
-# specification's own regex (greedy, backtracking) would instead accept an earlier `# ///`.
-_REFERENCE = re.compile(
-    r"^# /// (?P<type>[a-zA-Z0-9-]+)$\n"
-    r"(?P<content>(?:^#(?:| .*)$\n)*?)"
-    r"^# ///$(?!\n#(?:$| ))",
-    re.MULTILINE,
-)
+# The specification's reference implementation, its regular expression copied verbatim
+# (packaging.python.org, "Inline script metadata"). The greedy content group backtracks to
+# the last `# ///` line of the run of comment lines, so ordinary comments may follow a block.
+REGEX = r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$"
 
 
 def reference_blocks(text: str) -> list[tuple[str, str, int]]:
-    """(type, content, 0-based opener line) of every block, per the specification's text."""
+    """(type, content, 0-based opener line) of every block, as the specification finds them.
+
+    Line endings are normalized first, as Python's tokenizer reads them.
+    """
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     out = []
-    for m in _REFERENCE.finditer(text):
-        content = re.sub(r"(?m)^# ?", "", m.group("content"))
+    for m in re.finditer(REGEX, text):
+        # The specification's sample splits with str.splitlines, which also breaks at form
+        # feeds and other separators inside a line; Python source lines end at newlines.
+        content = "".join(
+            (line[2:] if line.startswith("# ") else line[1:]) + "\n"
+            for line in m.group("content").split("\n")[:-1]
+        )
         out.append((m.group("type"), content, text.count("\n", 0, m.start())))
     return out
 
@@ -66,11 +66,17 @@ def test_reference_matches_known_cases() -> None:
     # The reference must itself get the spec's tricky cases right, or agreeing with it
     # proves nothing.
     assert reference_script("# /// script\n# a = 1\n# ///\n") == "a = 1\n"
-    assert reference_script("# /// script\n# ///\n") == ""
-    assert reference_script("# /// script\n# a = 1\n# ///\n# more\n") is None
+    # A block followed directly by ordinary comments is read (it ends at the last closer).
+    assert reference_script("# /// script\n# a = 1\n# ///\n# more\n") == "a = 1\n"
+    assert reference_script("# /// script\n# a = 1\n# ///\n# x\n# ///\nimport x") == (
+        "a = 1\n///\nx\n"
+    )
+    # One content line at least: an opener directly followed by its closer is no block.
+    assert reference_script("# /// script\n# ///\n") is None
     assert reference_script("# /// script\n# ///\n# x\n# ///") == "///\nx\n"
-    assert reference_script("# /// script\r\n# ///\r\n\r\n# /// script\r\n# ///") is False
-    assert reference_script("# /// script \n# ///\n") is None
+    assert reference_script("# /// script\r\n#\r\n# ///\r\n\r\n# /// script\r\n#\r\n# ///") is False
+    assert reference_script("# /// script \n# a\n# ///\n") is None
+    assert reference_script("# /// script\n# a = 1\n") is None
 
 
 # --------------------------------------------------------------------- strategies

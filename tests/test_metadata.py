@@ -41,7 +41,9 @@ SPEC_EXAMPLE = src(
 # (id, source text, expected block content or None when the script has no block)
 FOUND = [
     ("minimal", src("# /// script", DEPS_A, "# ///"), 'dependencies = ["a"]\n'),
-    ("empty-block", src("# /// script", "# ///"), ""),
+    # The reference regex wants one content line at least: an empty block is no block.
+    ("empty-block-is-no-block", src("# /// script", "# ///"), None),
+    ("lone-hash-block", src("# /// script", "#", "# ///"), "\n"),
     (
         "no-final-newline",
         src("# /// script", DEPS_A, "# ///", final=False),
@@ -58,11 +60,14 @@ FOUND = [
         'embedded-csharp = """\n/// <summary>\n/// text\n///\n/// </summary>\n'
         'public class MyClass { }\n"""\n',
     ),
-    # The text: the closer is the `# ///` line whose next line is not a content line. A
-    # comment after it continues the run, and a run that does not end with `# ///` is an
-    # unclosed block, which MUST be ignored (the regex would backtrack and accept it).
-    ("closer-then-comment-is-unclosed", src("# /// script", DEPS_A, "# ///", "# Says hi."), None),
-    ("closer-then-lone-hash-is-unclosed", src("# /// script", DEPS_A, "# ///", "#"), None),
+    # As the specification's regex reads it: the block ends at the last `# ///` line of the
+    # run of comment lines, so ordinary comments may follow the closer.
+    (
+        "closer-then-comment",
+        src("# /// script", DEPS_A, "# ///", "# Says hi."),
+        'dependencies = ["a"]\n',
+    ),
+    ("closer-then-lone-hash", src("# /// script", DEPS_A, "# ///", "#"), 'dependencies = ["a"]\n'),
     (
         "closer-then-blank",
         src("# /// script", DEPS_A, "# ///", "", "# Says hi."),
@@ -133,14 +138,18 @@ FOUND = [
         src("# /// script", "# a = 1", "print(1)", "# /// script", DEPS_A, "# ///"),
         'dependencies = ["a"]\n',
     ),
-    ("unclosed-other-type-then-script", src("# /// x", "code()", "# /// script", "# ///"), ""),
+    (
+        "unclosed-other-type-then-script",
+        src("# /// x", "code()", "# /// script", DEPS_A, "# ///"),
+        'dependencies = ["a"]\n',
+    ),
     ("crlf", src("# /// script", DEPS_A, "# ///", nl="\r\n"), 'dependencies = ["a"]\n'),
     ("lone-cr", src("# /// script", DEPS_A, "# ///", nl="\r"), 'dependencies = ["a"]\n'),
     ("mixed-endings", "# /// script\r\n" + DEPS_A + "\r# ///\n", 'dependencies = ["a"]\n'),
     (
-        "crlf-after-closer-comment-unclosed",
+        "crlf-after-closer-comment",
         src("# /// script", DEPS_A, "# ///", "# x", nl="\r\n"),
-        None,
+        'dependencies = ["a"]\n',
     ),
     ("bom-in-text", "\ufeff" + src("# /// script", DEPS_A, "# ///"), 'dependencies = ["a"]\n'),
     # Only \r\n, \r and \n end lines (as in Python's tokenizer), not \f, \v or U+2028.
@@ -192,14 +201,25 @@ SCANNED = [
     ("bare-closer-inside-is-content", ["# /// a", "# ///", "# x", "# ///", ""], [("a", 0, 3)]),
     (
         "two-types",
-        ["# /// a", "# ///", "", "# /// b-2", "#", "# ///"],
-        [("a", 0, 1), ("b-2", 3, 5)],
+        ["# /// a", "#", "# ///", "", "# /// b-2", "#", "# ///"],
+        [("a", 0, 2), ("b-2", 4, 6)],
     ),
     ("closer-alone-is-not-a-block", ["# ///", "# ///"], []),
     ("opener-as-closer-of-nothing", ["# /// a", "x", "# ///"], []),
     # Openers inside an unclosed run can never close either: their run ends at the same line.
     ("many-unclosed-openers", ["# /// a"] * 5 + ["x"], []),
-    ("unclosed-run-then-block", ["# /// a", "# /// b", "x", "# /// c", "# ///"], [("c", 3, 4)]),
+    (
+        "unclosed-run-then-block",
+        ["# /// a", "# /// b", "x", "# /// c", "#", "# ///"],
+        [("c", 3, 5)],
+    ),
+    ("closer-right-after-opener-is-no-block", ["# /// a", "# ///", "x"], []),
+    ("comment-after-closer", ["# /// a", "# x", "# ///", "# y", "z"], [("a", 0, 2)]),
+    (
+        "last-closer-of-the-run",
+        ["# /// a", "# x", "# ///", "# y", "# ///", "# z", "w"],
+        [("a", 0, 4)],
+    ),
 ]
 
 
@@ -225,14 +245,25 @@ def test_crlf_and_lf_parse_identically() -> None:
 ERRORS = [
     (
         "two-script-blocks",
-        src("# /// script", DEPS_A, "# ///", "", "x = 1", "# /// script", "# ///"),
+        src("# /// script", DEPS_A, "# ///", "", "x = 1", "# /// script", "#", "# ///"),
         r"^s\.py: more than one '# /// script' block \(lines 1, 6\)$",
     ),
     (
         "two-script-blocks-around-other",
-        src("# /// script", "# ///", "# /// pyproject", "# ///", "", "# /// script", "# ///"),
-        # `# ///` followed by `# /// pyproject` is not a closer: lines 1-4 are one block.
-        r"lines 1, 6\)",
+        src(
+            "# /// script",
+            "#",
+            "# ///",
+            "# /// pyproject",
+            "#",
+            "# ///",
+            "",
+            "# /// script",
+            "#",
+            "# ///",
+        ),
+        # The run goes on to its last `# ///`: lines 1-6 are one block, line 8 opens another.
+        r"lines 1, 8\)",
     ),
     # Two blocks with no blank line between them form one run: the first `# ///` is
     # followed by a content line, so it is content (`///`), which is not TOML.
@@ -363,7 +394,7 @@ def test_valid_entries_are_not_named_among_invalid_ones() -> None:
 
 
 def test_two_blocks_also_refused_by_fast_path() -> None:
-    text = src("# /// script", "# ///", "", "# /// script", "# ///")
+    text = src("# /// script", "#", "# ///", "", "# /// script", "#", "# ///")
     assert fastpath.script_block(text) is False
 
 
