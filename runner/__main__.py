@@ -1,5 +1,5 @@
 """`python -m runner`: the same entry point as the console script."""
 
-from runner.fastpath import main
+from runner.launcher import main
 
 raise SystemExit(main())

@@ -1,26 +1,44 @@
-"""The cold path: script -> metadata -> spec -> environment (found or built) -> exec."""
+"""The run pipeline (the cold path): a settings value and a script in, an environment out,
+then exec. script -> metadata -> spec -> environment (found or built) -> exec."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import subprocess
-from dataclasses import dataclass, replace
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runner import fastpath, records
+from runner import alias, layout, options, records
 from runner.builder import build, checkpoint
 from runner.cache import Cache
-from runner.errors import InstallError, LockfileError, RunnerError, ScriptError, UsageError
+from runner.config import Config
+from runner.errors import (
+    CacheError,
+    InstallError,
+    LockfileError,
+    RunnerError,
+    ScriptError,
+    UsageError,
+)
 from runner.installers import Installer, describe_requirements, get_installer
 from runner.interpreters import Selection, select
 from runner.metadata import ScriptMetadata, decode_source, parse
 from runner.report import Reporter
 from runner.spec import EnvSpec, make_spec
 
+if TYPE_CHECKING:
+    from runner.options import ParsedRun
+
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Options of `run` (and `sync`, `python`) that affect which environment is used."""
+    """Options of `run` (and `sync`, `python`, `lock`) that affect which environment is used
+    and how it is built: one field per environment option of `options.RUN_OPTIONS`."""
 
     python: str | None = None
     with_requirements: tuple[str, ...] = ()
@@ -34,30 +52,23 @@ class RunOptions:
     offline: bool = False
     installer: str | None = None
 
+    @classmethod
+    def from_values(cls, values: Mapping[str, object]) -> RunOptions:
+        """From the option table's values (`options.parse_run`, or the CLI's)."""
+        given = {f.name: values[f.name] for f in fields(cls) if f.name in values}
+        return cls(**given)  # type: ignore[arg-type]
+
+    def with_config(self, config: Config) -> RunOptions:
+        """Fill what the command line left unset from RUNNER_OFFLINE and RUNNER_INSTALLER."""
+        return replace(
+            self,
+            offline=self.offline or config.offline,
+            installer=self.installer or config.installer,
+        )
+
     def selection_pairs(self) -> list[tuple[str, str]]:
-        """The same canonical pairs the fast path derives from the command line."""
-        pairs: list[tuple[str, str]] = []
-
-        def add(name: str, value: str) -> None:
-            pairs.append((name, fastpath.canonical_option(name, value)))
-
-        if self.python:
-            add("python", self.python)
-        for req in self.with_requirements:
-            add("with", req)
-        if self.index_url:
-            add("index-url", self.index_url)
-        for url in self.extra_index_urls:
-            add("extra-index-url", url)
-        for link in self.find_links:
-            add("find-links", link)
-        if self.exclude_newer:
-            add("exclude-newer", self.exclude_newer)
-        if self.no_index:
-            pairs.append(("no-index", ""))
-        if self.locked:
-            pairs.append(("locked", ""))
-        return pairs
+        """The same canonical pairs the launcher derives from the command line."""
+        return options.selection_pairs({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass(frozen=True)
@@ -74,8 +85,16 @@ class Script:
         return os.path.dirname(os.path.abspath(self.path))
 
 
-def load_script(path: str) -> Script:
-    """Read and parse a script; every failure is a ScriptError/MetadataError with a fix."""
+def load_script(path: str, data: bytes | None = None) -> Script:
+    """Read (unless `data` holds its bytes already) and parse a script; every failure is a
+    ScriptError/MetadataError with a fix."""
+    if data is None:
+        data = _read_script_file(path)
+    text = decode_source(data, path)
+    return Script(path=path, data=data, text=text, metadata=parse(text, path))
+
+
+def _read_script_file(path: str) -> bytes:
     if os.path.isdir(path):
         raise ScriptError(
             f"{path} is a directory, not a script",
@@ -87,7 +106,7 @@ def load_script(path: str) -> Script:
     except FileNotFoundError:
         raise ScriptError(
             f"script not found: {path}",
-            hint=f"Check the path; it is taken relative to the current directory ({os.getcwd()}).",
+            hint=f"Check the path; it is taken relative to the current directory ({_cwd()}).",
         ) from None
     except PermissionError:
         raise ScriptError(
@@ -96,8 +115,7 @@ def load_script(path: str) -> Script:
         ) from None
     except OSError as exc:
         raise ScriptError(f"cannot read {path}: {exc.strerror}") from None
-    text = decode_source(data, path)
-    return Script(path=path, data=data, text=text, metadata=parse(text, path))
+    return data
 
 
 @dataclass(frozen=True)
@@ -116,15 +134,24 @@ class Prepared:
     alias_expires: int | None = None
 
 
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:
+        return "which no longer exists"
+
+
 def prepare(script: Script, options: RunOptions, cache: Cache) -> Prepared:
     from runner import lockfile, settings
 
     meta = script.metadata
-    selection = select(meta.requires_python, options.python, cache.root)
+    selection = select(
+        meta.requires_python, options.python, cache.root, env_choice=cache.config.python
+    )
     index, exclude_newer, alias_expires = settings.index_and_cutoff(
         meta, script.path, script.directory, options
     )
-    lock_path = fastpath.lock_path_for(script.path)
+    lock_path = layout.lock_path_for(script.path)
     lock = lockfile.load_lock(lock_path)
     pinned: tuple[str, ...] | None = None
     notes: list[str] = []
@@ -167,11 +194,12 @@ def prepare(script: Script, options: RunOptions, cache: Cache) -> Prepared:
     )
     digest = None
     if use_alias:
-        digest = fastpath.selection_digest(
+        digest = alias.selection_digest(
             meta.block,
             options.selection_pairs(),
             lock.content if lock is not None else None,
             script.directory,
+            cache.config.python,
         )
     return Prepared(
         script=script,
@@ -215,14 +243,14 @@ def ensure_environment(
         reporter.info(
             f"building an environment for {label} ({describe_requirements(spec.requirements)})"
         )
-        installer = get_installer(options.installer or os.environ.get("RUNNER_INSTALLER"))
+        installer = get_installer(options.installer)
         env_dir = _build(prepared, options, cache, installer, reporter)
-        checkpoint("publish")
+        checkpoint("publish", cache.config)
         cache.publish(key, env_dir)
         reporter.info(f"environment ready in {reporter.elapsed():.1f} s")
-    from runner.lifecycle import maybe_auto_prune  # cold path only, after the lock is released
+    from runner.lifecycle import start_auto_prune  # beside the script, never before it
 
-    maybe_auto_prune(cache, reporter)
+    start_auto_prune(cache)
     return env_dir
 
 
@@ -296,9 +324,14 @@ def environment_for(
         cache.write_alias(
             prepared.digest,
             env_dir,
-            # The interpreter choice, and the directories whose mtime moves if installed
-            # files are deleted: the warm path then falls back to the checks above.
-            stat_paths=prepared.selection.stat_checks + records.fingerprint_dirs(env_dir),
+            # The interpreter choice, the directories whose mtime moves if installed files
+            # are deleted, and the manifest (a truncated one must not be trusted): the warm
+            # path falls back to the cold path's checks when any of them changed.
+            stat_paths=(
+                *prepared.selection.stat_checks,
+                *records.fingerprint_dirs(env_dir),
+                str(env_dir / layout.MANIFEST_NAME),
+            ),
             var_names=prepared.selection.var_checks,
             script=os.path.abspath(script.path),
             expires=prepared.alias_expires,
@@ -306,32 +339,135 @@ def environment_for(
     return prepared, env_dir
 
 
-def run(script_path: str, args: list[str], options: RunOptions, reporter: Reporter) -> int:
-    """Run a script in its environment. On POSIX this does not return (exec)."""
-    cache = Cache()
-    script = load_script(script_path)
+def run(
+    script_path: str,
+    args: list[str],
+    options: RunOptions,
+    reporter: Reporter,
+    cache: Cache,
+    data: bytes | None = None,
+) -> int:
+    """Run a script in its environment (`data`: its bytes, if read already). On POSIX this
+    does not return (exec)."""
+    from runner import start
+
+    script = load_script(script_path, data)
     for _attempt in range(3):
         _, env_dir = environment_for(script, options, cache, reporter)
-        lease = fastpath.take_lease(str(env_dir))
+        lease = start.take_lease(str(env_dir))
         if lease is None:
             # Cleanup removed it between publish and lease: build again.
             options = replace(options, refresh=False)
             continue
         if os.name == "posix":
-            fastpath.exec_environment(str(env_dir), script.path, args)
-        return run_child(env_dir, script.path, args)
+            start.exec_environment(str(env_dir), script.path, args, cache.config)
+        return run_child(env_dir, script.path, args, cache.config.depth)
     raise RunnerError(
         f"the environment for {script_path} kept disappearing while starting it",
         hint="Another process is cleaning the cache continuously; stop it and try again.",
     )
 
 
-def run_child(env_dir: Path, script: str, args: list[str]) -> int:
+def run_child(env_dir: Path, script: str, args: list[str], depth: int = 0) -> int:
     """Where exec is unavailable (Windows): run a child and pass its exit status through."""
-    python = fastpath.env_python(str(env_dir))
-    child = subprocess.Popen([python, script, *args], env=fastpath.script_environ(str(env_dir)))
+    from runner import start
+
+    python = layout.env_python(str(env_dir))
+    child = subprocess.Popen(
+        [python, start.script_argument(script), *args],
+        env=start.script_environ(str(env_dir), depth),
+    )
     while True:
         try:
             return child.wait()
         except KeyboardInterrupt:
             continue  # the console delivered Ctrl-C to the child too; let it decide
+
+
+# --------------------------------------------------------------------------- the run command
+
+
+def run_command(parsed: ParsedRun, config: Config, data: bytes | None = None) -> int:
+    """`runner run` as the launcher parsed it (`data`: the script's bytes, where the launcher
+    read them already)."""
+    run_options = RunOptions.from_values(parsed.values).with_config(config)
+    reporter = Reporter(quiet=bool(parsed.values["quiet"]), verbose=bool(parsed.values["verbose"]))
+    cache = Cache(config=config)
+    script = resolve_script(parsed.script, cache, data)
+    if script != parsed.script:
+        data = None  # the stored copy of a pipe or of standard input
+    return run(script, list(parsed.args), run_options, reporter, cache, data)
+
+
+def check_depth(script: str, config: Config) -> None:
+    """Refuse to start another nested runner launch once RUNNER_DEPTH reaches the limit.
+
+    Every launch sets RUNNER_DEPTH one higher for the script it starts, so a script that
+    starts itself through runner (its shebang, or a `runner run` on itself) is stopped here
+    instead of nesting processes without end.
+    """
+    depth, limit = config.depth, config.max_depth
+    if depth >= limit:
+        raise ScriptError(
+            f"{script}: runner launches are nested {depth} deep (RUNNER_DEPTH={depth}); "
+            "the script seems to start itself through runner",
+            hint="A script that runs itself with `runner run` (or execs itself through a "
+            "`#!/usr/bin/env -S runner run` shebang) loops forever; make the call "
+            "conditional. If the nesting is intended, raise RUNNER_MAX_DEPTH "
+            f"(now {limit}).",
+        )
+
+
+def resolve_script(script: str, cache: Cache, data: bytes | None = None) -> str:
+    """The file `runner run SCRIPT` runs: `-` (standard input) and scripts that are not
+    regular files (pipes, FIFOs, process substitution) are read exactly once and stored in
+    the cache by content; a regular file runs where it is."""
+    check_depth(script, cache.config)
+    if script == "-":
+        return stdin_script(cache, sys.stdin.buffer.read())
+    if data is None:
+        try:
+            st = os.stat(script)
+        except OSError:
+            return script  # load_script explains
+        if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            return script
+        try:
+            with open(script, "rb") as f:
+                data = f.read()
+        except OSError:
+            return script
+        return stdin_script(cache, data)
+    try:
+        regular = stat.S_ISREG(os.stat(script).st_mode)
+    except OSError:
+        regular = False
+    return script if regular else stdin_script(cache, data)
+
+
+def stdin_script(cache: Cache, data: bytes) -> str:
+    """Store a script read from standard input (or a pipe) in the cache; return its path.
+
+    The file is content-addressed (`<cache>/stdin/<sha256>.py`), so the same text always
+    has the same path and its environment is chosen by its metadata like any other script.
+    """
+    from runner.fsutil import atomic_write_bytes
+
+    cache.ensure()
+    directory = cache.root / "stdin"
+    path = directory / f"{hashlib.sha256(data).hexdigest()}.py"
+    try:
+        directory.mkdir(mode=0o755, exist_ok=True)
+        try:
+            if path.read_bytes() == data:
+                os.utime(path)  # its mtime is its last use: prune removes it when unused
+                return str(path)
+        except FileNotFoundError:
+            pass
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise CacheError(
+            f"cannot store the script from standard input in {directory}: {exc.strerror}",
+            hint="Check that the runner cache is writable, or save the script to a file.",
+        ) from None
+    return str(path)

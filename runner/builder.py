@@ -14,8 +14,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from runner import __version__, fastpath
+from runner import __version__, layout
 from runner.cache import Cache
+from runner.config import Config
 from runner.errors import InstallError, RunnerError
 from runner.fsutil import atomic_write_text, fsync_dir, remove_tree
 from runner.installers import Installer, InstallRequest
@@ -160,20 +161,20 @@ def write_manifest(
         "created": time.time(),
         "runner_version": __version__,
     }
-    atomic_write_text(env_dir / fastpath.MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(env_dir / layout.MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
 
 
-def checkpoint(name: str) -> None:
+def checkpoint(name: str, config: Config) -> None:
     """Fault injection for crash tests: with RUNNER_TEST_HANG_AT=name, stop here until killed.
 
     The process writes its pid to RUNNER_TEST_HANG_FILE first, so a test knows the build has
     reached this point and can SIGKILL it deterministically.
     """
-    if os.environ.get("RUNNER_TEST_HANG_AT") != name:
+    if config.hang_at != name or config.hang_file is None:
         return
     import signal
 
-    Path(os.environ["RUNNER_TEST_HANG_FILE"]).write_text(str(os.getpid()))
+    Path(config.hang_file).write_text(str(os.getpid()))
     while True:
         signal.pause()
 
@@ -199,7 +200,7 @@ def build(
         seed = installer.needs_seed(spec.interpreter)
         reporter.phase(f"creating an environment for {spec.interpreter.describe()}")
         created = create_venv(spec.interpreter, env_dir, seed=seed)
-        checkpoint("created")
+        checkpoint("created", cache.config)
         if spec.requirements or pinned_file is not None:
             count = len(spec.requirements)
             reporter.phase(
@@ -216,12 +217,12 @@ def build(
                 seeded=seed,
             )
             installer.install(request, log_path=cache.log_path(spec.key), reporter=reporter)
-        checkpoint("installed")
+        checkpoint("installed", cache.config)
         installed = verify(spec, created.site_packages)
         # The lease file exists before the manifest: an env with a manifest is leasable.
-        (env_dir / fastpath.LEASE_NAME).touch()
+        (env_dir / layout.LEASE_NAME).touch()
         write_manifest(env_dir, spec, installed, installer.name, created.python)
-        if not os.environ.get("RUNNER_NO_SYNC"):
+        if cache.config.sync:
             os.sync()  # what is published must survive a power cut, not just SIGKILL
         fsync_dir(env_dir)
         reporter.detail(f"built {env_dir} in {time.monotonic() - started:.2f} s")

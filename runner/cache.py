@@ -1,14 +1,6 @@
-"""The cache: its layout, look-up, build locks, atomic publish and warm-path aliases.
+"""The cache: look-up, build locks, atomic publish and warm-path aliases.
 
-Layout (one root):
-
-    CACHEDIR.TAG            marks the tree as a cache for backup tools
-    envs/<key>              pointer (symlink, or a small file) to a published store dir
-    store/<key>-<random>/   an immutable environment, runner-env.json manifest inside
-    locks/<key>.lock        build lock (never deleted: that would break mutual exclusion)
-    scripts/<digest>        warm-path alias: selection digest -> store dir
-    interpreters/           cached interpreter probes
-    logs/                   installer output of builds
+The layout and its names are `runner.layout`'s; the trust rule is `runner.trust`'s.
 """
 
 from __future__ import annotations
@@ -19,22 +11,17 @@ import json
 import os
 import secrets
 import socket
-import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from runner import fastpath, records
+from runner import alias, layout, records, trust
+from runner.config import Config
 from runner.errors import CacheError
 from runner.fsutil import atomic_write_text, fsync_dir, replace_retrying
+from runner.layout import CACHEDIR_TAG, SUBDIRS
 
-CACHEDIR_TAG = (
-    "Signature: 8a477f597d28d172789f06886806bc55\n"
-    "# This file is a cache directory tag created by runner.\n"
-    "# For information about cache directory tags see https://bford.info/cachedir/\n"
-)
-SUBDIRS = ("envs", "store", "locks", "scripts", "interpreters", "logs")
 _NO_LOCKING = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
 if hasattr(errno, "ENOTSUP"):
     _NO_LOCKING.add(errno.ENOTSUP)
@@ -42,9 +29,9 @@ _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 # How pip and uv (and the OS) word a full disk or quota in their output.
 _NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded", "[Errno 28]", "os error 28")
 # RUNNER_LOCK=soft: marker-file leases for caches shared between hosts. Every host must use
-# the same duration (filelock refuses a contender that disagrees); a holder refreshes its
-# marker every third of it, so a killed holder's marker is taken over after this long.
-SOFT_LEASE_SECONDS = 60.0
+# the same duration (RUNNER_LOCK_LEASE; filelock refuses a contender that disagrees); a holder
+# refreshes its marker every third of it, so a killed holder's marker is taken over after
+# this long.
 
 
 def _cache_error(path: Path, exc: OSError, doing: str) -> CacheError:
@@ -65,15 +52,7 @@ def _cache_error(path: Path, exc: OSError, doing: str) -> CacheError:
     )
 
 
-def _soft_lease_seconds() -> float:
-    try:
-        value = float(os.environ.get("RUNNER_LOCK_LEASE", ""))
-    except ValueError:
-        return SOFT_LEASE_SECONDS
-    return value if value > 0 else SOFT_LEASE_SECONDS
-
-
-def _make_lock(path: Path) -> Any:
+def _make_lock(path: Path, config: Config) -> Any:
     """The build lock `locks/<key>.lock`: flock, or with RUNNER_LOCK=soft a marker-file
     lease `locks/<key>.marker` that records pid and host and that a waiter takes over once
     its holder is gone (same host: at once when the pid is dead; other hosts: when the
@@ -86,11 +65,11 @@ def _make_lock(path: Path) -> Any:
     """
     import filelock
 
-    if os.environ.get("RUNNER_LOCK") == "soft":
+    if config.soft_locks:
         marker = str(path.with_suffix(".marker"))
         lease = getattr(filelock, "SoftFileLease", None)  # filelock >= 3.30
         if lease is not None:
-            return lease(marker, lease_duration=_soft_lease_seconds())
+            return lease(marker, lease_duration=config.lock_lease)
         return filelock.SoftFileLock(marker)
     try:
         return filelock.FileLock(str(path), fallback_to_soft=False)
@@ -101,8 +80,10 @@ def _make_lock(path: Path) -> Any:
 class Cache:
     """One cache root and the operations on it. Paths are absolute."""
 
-    def __init__(self, root: Path | str | None = None):
-        self.root = Path(root if root is not None else fastpath.default_cache_root())
+    def __init__(self, root: Path | str | None = None, *, config: Config | None = None):
+        # Production code passes the settings value built at the edge; tests may leave it out.
+        self.config = config if config is not None else Config.from_environ()
+        self.root = Path(root if root is not None else self.config.cache_root)
         self.envs = self.root / "envs"
         self.store = self.root / "store"
         self.locks = self.root / "locks"
@@ -122,7 +103,7 @@ class Cache:
         try:
             for name in SUBDIRS:
                 (self.root / name).mkdir(mode=0o755, exist_ok=True)
-            tag = self.root / "CACHEDIR.TAG"
+            tag = self.root / layout.CACHEDIR_TAG_NAME
             if not tag.exists():
                 atomic_write_text(tag, CACHEDIR_TAG)
         except OSError as exc:
@@ -134,26 +115,22 @@ class Cache:
         return all((self.root / name).is_dir() for name in SUBDIRS)
 
     def check_ownership(self) -> None:
-        """Refuse a root that another user owns or that others can write (POSIX)."""
-        if os.name != "posix" or os.environ.get("RUNNER_ALLOW_SHARED_CACHE"):
-            return
-        try:
-            st = os.stat(self.root)
-        except OSError as exc:
-            raise _cache_error(self.root, exc, "checking the cache") from None
-        if st.st_uid != os.geteuid():
+        """Apply the trust rule (`runner.trust`) to the root and the directories runner
+        follows in it: refuse what another user could have planted."""
+        allow = self.config.allow_shared_cache
+        problem = trust.root_problem(str(self.root), allow_shared=allow)
+        if problem is None:
+            for name in ("envs", "store", "scripts"):
+                if (self.root / name).exists() or (self.root / name).is_symlink():
+                    problem = trust.subdir_problem(str(self.root), name, allow_shared=allow)
+                    if problem is not None:
+                        break
+        if problem is not None:
             raise CacheError(
-                f"the runner cache {self.root} belongs to another user (uid {st.st_uid})",
+                problem,
                 hint="Another user's environments could run code as you. Choose your own "
-                "cache with RUNNER_CACHE_DIR, or set RUNNER_ALLOW_SHARED_CACHE=1 if the "
-                "sharing is intended.",
-            )
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise CacheError(
-                f"the runner cache {self.root} is writable by other users "
-                f"(mode {stat.S_IMODE(st.st_mode):o})",
-                hint=f"Run `chmod go-w {self.root}`, or set RUNNER_ALLOW_SHARED_CACHE=1 for a "
-                "deliberately shared cache.",
+                "cache with RUNNER_CACHE_DIR (or fix the owner and mode: `chmod go-w`), or "
+                "set RUNNER_ALLOW_SHARED_CACHE=1 if the sharing is intended.",
             )
 
     # ------------------------------------------------------------------ look-up
@@ -184,6 +161,11 @@ class Cache:
         env_dir = self.pointer_target(key)
         if env_dir is None or env_dir.parent != self.store:
             return None
+        real = Path(os.path.realpath(self.root)) / "store" / env_dir.name
+        if not trust.env_dir_ok(
+            str(self.root), str(real), allow_shared=self.config.allow_shared_cache
+        ):
+            return None
         if not is_intact(env_dir):
             return None
         manifest = self.read_manifest(env_dir)  # the cold path can afford to read it
@@ -198,7 +180,7 @@ class Cache:
     def new_build_dir(self, key: str) -> Path:
         """A fresh private directory at its final location, never reused."""
         while True:
-            path = self.store / f"{key}-{secrets.token_hex(6)}"
+            path = self.store / f"{key}-{secrets.token_hex(layout.TOKEN_LENGTH // 2)}"
             try:
                 path.mkdir(mode=0o755)
             except FileExistsError:
@@ -227,7 +209,7 @@ class Cache:
 
         path = self.locks / f"{key}.lock"
         owner = self.locks / f"{key}.owner"
-        lock = _make_lock(path)
+        lock = _make_lock(path, self.config)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # filelock's warnings are not the user's business
@@ -235,7 +217,7 @@ class Cache:
                     lock.acquire(timeout=1.0)
                 except filelock.Timeout:
                     on_wait(self._owner_text(owner))
-                    self._wait_for(lock)
+                    self._wait_for(lock, self.config)
         except (OSError, NotImplementedError) as exc:
             if isinstance(exc, OSError) and exc.errno not in _NO_LOCKING:
                 raise _cache_error(self.locks, exc, "taking the build lock") from None
@@ -264,7 +246,7 @@ class Cache:
 
         import filelock
 
-        lock = _make_lock(self.locks / f"{key}.lock")
+        lock = _make_lock(self.locks / f"{key}.lock", self.config)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -281,16 +263,16 @@ class Cache:
             lock.release()
 
     @staticmethod
-    def _wait_for(lock: Any) -> None:
+    def _wait_for(lock: Any, config: Config) -> None:
         """Wait for the lock. A soft marker that is still empty a whole lease after it was
         made belongs to a holder killed between creating and filling it; filelock would
         wait for it forever, so it is removed."""
         import filelock
 
-        if os.environ.get("RUNNER_LOCK") != "soft":
+        if not config.soft_locks:
             lock.acquire()
             return
-        lease = _soft_lease_seconds()
+        lease = config.lock_lease
         while True:
             try:
                 lock.acquire(timeout=lease)
@@ -357,22 +339,15 @@ class Cache:
         expires: int | None = None,
     ) -> None:
         """Record, for the warm path, which environment a selection digest maps to."""
-        lines = [f"runner-alias {fastpath.ALIAS_FORMAT}", f"env\t{env_dir}"]
-        for path in stat_paths:
-            try:
-                st = os.stat(path)
-            except OSError:
-                return  # cannot describe the choice: no alias, the cold path stays correct
-            lines.append(f"stat\t{path}\t{st.st_mtime_ns}:{st.st_size}")
-        for name in var_names:
-            lines.append(f"var\t{name}\t{os.environ.get(name, '')}")
-        if expires is not None:
-            lines.append(f"expires\t{expires}")
-        if script is not None:
-            lines.append(f"script\t{script}")
-        lines.append("end")  # a truncated alias (damage from outside) is never trusted
-        text = "\n".join(lines) + "\n"
-        if any("\n" in part or "\t" in part for part in (str(env_dir), *stat_paths)):
+        text = alias.render(
+            str(env_dir),
+            stat_paths=stat_paths,
+            var_names=var_names,
+            environ=os.environ,
+            script=script,
+            expires=expires,
+        )
+        if text is None:
             return
         with contextlib.suppress(OSError):  # a read-only cache still runs, only colder
             atomic_write_text(self.scripts / digest, text)
@@ -382,7 +357,7 @@ class Cache:
     @staticmethod
     def read_manifest(env_dir: Path) -> dict[str, Any] | None:
         try:
-            data = json.loads((env_dir / fastpath.MANIFEST_NAME).read_text(encoding="utf-8"))
+            data = json.loads((env_dir / layout.MANIFEST_NAME).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
@@ -395,9 +370,9 @@ class Cache:
 def is_intact(env_dir: Path) -> bool:
     """Cheap check that an environment is complete and its interpreter still exists."""
     try:
-        os.stat(env_dir / fastpath.MANIFEST_NAME)
-        os.stat(env_dir / fastpath.LEASE_NAME)
-        os.stat(fastpath.env_python(str(env_dir)))  # follows the link to the base Python
+        os.stat(env_dir / layout.MANIFEST_NAME)
+        os.stat(env_dir / layout.LEASE_NAME)
+        os.stat(layout.env_python(str(env_dir)))  # follows the link to the base Python
     except OSError:
         return False
     return True

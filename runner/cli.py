@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
-from runner import __version__
-from runner.errors import RunnerError, UsageError
-from runner.report import Reporter
-
-if TYPE_CHECKING:
-    from runner.api import RunOptions
+from runner import __version__, options
+from runner.cliopts import (
+    ExcludeNewerOpt,
+    ExtraIndexOpt,
+    FindLinksOpt,
+    IndexUrlOpt,
+    InstallerOpt,
+    LockedOpt,
+    NoIndexOpt,
+    OfflineOpt,
+    PythonOpt,
+    QuietOpt,
+    RefreshOpt,
+    VerboseOpt,
+    WithOpt,
+    config,
+)
+from runner.errors import RunnerError, UsageError, format_error
 
 app = typer.Typer(
     name="runner",
@@ -28,78 +40,6 @@ app = typer.Typer(
 # positional argument and keep unknown options as arguments.
 PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 
-PythonOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--python", "-p", help="Interpreter: a path, a version like 3.12, or a specifier."
-    ),
-]
-WithOpt = Annotated[
-    list[str] | None, typer.Option("--with", help="Extra requirement for this run (repeatable).")
-]
-IndexUrlOpt = Annotated[
-    str | None, typer.Option("--index-url", help="Base URL of the package index.")
-]
-ExtraIndexOpt = Annotated[
-    list[str] | None, typer.Option("--extra-index-url", help="Additional index URL (repeatable).")
-]
-FindLinksOpt = Annotated[
-    list[str] | None, typer.Option("--find-links", help="Directory or URL with distributions.")
-]
-NoIndexOpt = Annotated[bool, typer.Option("--no-index", help="Ignore package indexes.")]
-ExcludeNewerOpt = Annotated[
-    str | None,
-    typer.Option("--exclude-newer", help="Only use distributions uploaded before this time."),
-]
-LockedOpt = Annotated[
-    bool, typer.Option("--locked", help="Require an up-to-date pylock file beside the script.")
-]
-RefreshOpt = Annotated[
-    bool,
-    typer.Option("--refresh", "--upgrade", help="Build anew with the newest allowed versions."),
-]
-OfflineOpt = Annotated[
-    bool, typer.Option("--offline", envvar="RUNNER_OFFLINE", help="Never touch the network.")
-]
-InstallerOpt = Annotated[
-    str | None,
-    typer.Option("--installer", envvar="RUNNER_INSTALLER", help="pip, uv or auto."),
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only report errors.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the installer's output.")]
-
-
-def run_options(
-    *,
-    python: str | None = None,
-    with_: list[str] | None = None,
-    index_url: str | None = None,
-    extra_index_url: list[str] | None = None,
-    find_links: list[str] | None = None,
-    no_index: bool = False,
-    exclude_newer: str | None = None,
-    locked: bool = False,
-    refresh: bool = False,
-    offline: bool = False,
-    installer: str | None = None,
-) -> RunOptions:
-    """The core's options from the CLI's (shared by run, python and sync)."""
-    from runner.api import RunOptions
-
-    return RunOptions(
-        python=python,
-        with_requirements=tuple(with_ or ()),
-        index_url=index_url,
-        extra_index_urls=tuple(extra_index_url or ()),
-        find_links=tuple(find_links or ()),
-        no_index=no_index,
-        exclude_newer=exclude_newer,
-        locked=locked,
-        refresh=refresh,
-        offline=offline,
-        installer=installer,
-    )
-
 
 @app.command(context_settings=PASSTHROUGH)
 def run(
@@ -111,9 +51,9 @@ def run(
         list[str] | None, typer.Argument(metavar="[ARGS]...", help="Arguments for the script.")
     ] = None,
     python: PythonOpt = None,
-    with_: WithOpt = None,
+    with_requirements: WithOpt = None,
     index_url: IndexUrlOpt = None,
-    extra_index_url: ExtraIndexOpt = None,
+    extra_index_urls: ExtraIndexOpt = None,
     find_links: FindLinksOpt = None,
     no_index: NoIndexOpt = False,
     exclude_newer: ExcludeNewerOpt = None,
@@ -124,7 +64,11 @@ def run(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Run SCRIPT in an environment that satisfies its inline metadata."""
+    """Run SCRIPT in an environment that satisfies its inline metadata.
+
+    The console script reads `run` itself (runner.launcher, without typer); this command
+    serves `runner run --help` and reads the same table of options.
+    """
     import os
 
     from runner import api
@@ -136,25 +80,27 @@ def run(
             hint="runner's options go before the script (`runner run --help` lists them); "
             f"for a file named {script}, write ./{script}.",
         )
-
-    options = run_options(
-        python=python,
-        with_=with_,
-        index_url=index_url,
-        extra_index_url=extra_index_url,
-        find_links=find_links,
-        no_index=no_index,
-        exclude_newer=exclude_newer,
-        locked=locked,
-        refresh=refresh,
-        offline=offline,
-        installer=installer,
+    values: dict[str, object] = {o.name: o.empty() for o in options.RUN_OPTIONS}
+    given = {
+        "python": python,
+        "with_requirements": with_requirements,
+        "index_url": index_url,
+        "extra_index_urls": extra_index_urls,
+        "find_links": find_links,
+        "no_index": no_index,
+        "exclude_newer": exclude_newer,
+        "locked": locked,
+        "refresh": refresh,
+        "offline": offline,
+        "installer": installer,
+        "quiet": quiet,
+        "verbose": verbose,
+    }
+    values.update(
+        {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
     )
-    reporter = Reporter(quiet=quiet, verbose=verbose)
-    from runner.commands.authoring import resolve_run_script  # `-` (stdin), nesting depth
-
-    script = resolve_run_script(script)
-    raise typer.Exit(api.run(script, list(args or []), options, reporter))
+    parsed = options.ParsedRun(values, script, list(args or []))
+    raise typer.Exit(api.run_command(parsed, config()))
 
 
 @app.command()
@@ -194,12 +140,7 @@ _register_commands()
 
 
 def render_error(exc: RunnerError) -> None:
-    lines = [f"runner: error: {exc.message}"]
-    if exc.details:
-        lines += ["  " + line for line in exc.details.rstrip().splitlines()]
-    if exc.hint:
-        lines.append(f"runner: hint: {exc.hint}")
-    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.write(format_error(exc))
     sys.stderr.flush()
 
 

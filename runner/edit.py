@@ -19,8 +19,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
+from runner.blocks import find_blocks, split_lines
 from runner.errors import MetadataError, ScriptError, UsageError
-from runner.fastpath import find_blocks, split_lines
 from runner.metadata import ScriptMetadata, decode_source, parse
 
 SHEBANG = "#!/usr/bin/env -S runner run"

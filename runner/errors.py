@@ -74,3 +74,14 @@ class LockfileError(RunnerError):
     """A pylock file is missing, out of date or invalid."""
 
     exit_code = EXIT_LOCKFILE
+
+
+def format_error(exc: RunnerError) -> str:
+    """The text runner prints for its own failure: the message, the failed command's
+    captured output (indented), and the fix."""
+    lines = [f"runner: error: {exc.message}"]
+    if exc.details:
+        lines += ["  " + line for line in exc.details.rstrip().splitlines()]
+    if exc.hint:
+        lines.append(f"runner: hint: {exc.hint}")
+    return "\n".join(lines) + "\n"

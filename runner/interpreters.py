@@ -36,6 +36,8 @@ from packaging.version import InvalidVersion, Version
 
 from runner.errors import InterpreterError
 from runner.fsutil import atomic_write_text
+from runner.hashing import sha256_hex
+from runner.options import is_path_value
 
 # Runs under the *target* interpreter, which may be old: keep it Python 2.7/3.x compatible.
 # `-E -s -S` rather than `-I` (2.7 lacks it); the current directory is dropped from sys.path
@@ -164,8 +166,6 @@ class Selection:
 
 
 def _probe_cache_file(cache_root: Path, path: str) -> Path:
-    from runner.spec import sha256_hex
-
     name = sha256_hex(path.encode("utf-8", "surrogateescape")) + ".json"
     return cache_root / "interpreters" / name
 
@@ -461,13 +461,6 @@ def _explicit_spec(choice: str) -> SpecifierSet | None:
     return spec if len(spec) else None
 
 
-def _looks_like_path(choice: str) -> bool:
-    """A path: has a separator, or names an existing file and is not a version/specifier."""
-    if "/" in choice or os.sep in choice or choice.startswith("~"):
-        return True
-    return _explicit_spec(choice) is None and os.path.isfile(choice)
-
-
 def _unsupported(interpreter: Interpreter, source: str) -> InterpreterError:
     return InterpreterError(
         f"{source} is {interpreter.describe()}, which runner cannot build environments for: "
@@ -490,21 +483,28 @@ def _dir_checks(discovery: Discovery, chosen: Interpreter) -> tuple[str, ...]:
     return tuple(dict.fromkeys([chosen.path, chosen.real_path, *discovery.scanned]))
 
 
-def select(requires_python: str | None, explicit: str | None, cache_root: Path | None) -> Selection:
+def select(
+    requires_python: str | None,
+    explicit: str | None,
+    cache_root: Path | None,
+    *,
+    env_choice: str | None = None,
+) -> Selection:
     """Pick the interpreter for a script.
 
-    Order: explicit `--python`, else `RUNNER_PYTHON`; else, with `requires-python`, the
+    Order: explicit `--python`, else `env_choice` (RUNNER_PYTHON); else, with `requires-python`, the
     highest discovered interpreter satisfying it; else runner's own interpreter (what
     `python script.py` would use). Raises InterpreterError when the explicit choice breaks
     `requires-python`, when nothing matches (listing what was found), or when the chosen
     Python is too old for runner to build environments for.
     """
     spec = _parse_requires(requires_python)
-    choice = (explicit or os.environ.get("RUNNER_PYTHON") or "").strip() or None
+    choice = (explicit or env_choice or "").strip() or None
     source = (f"--python {choice}" if explicit else f"RUNNER_PYTHON={choice}") if choice else ""
     wants = f"the script requires Python {requires_python}"
 
-    if choice is not None and _looks_like_path(choice):
+    # The same rule the launcher canonicalizes by: a separator or `~` makes it a path.
+    if choice is not None and is_path_value(choice):
         interpreter = probe(os.path.abspath(os.path.expanduser(choice)), cache_root)
         _check_explicit(interpreter, spec, wants, source)
         checks = tuple(dict.fromkeys([interpreter.path, interpreter.real_path]))

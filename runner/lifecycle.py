@@ -24,18 +24,18 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner import fastpath, records
+from runner import alias as alias_format
+from runner import layout, records
 from runner.cache import Cache
 from runner.errors import UsageError
 from runner.fsutil import atomic_write_text, dir_size, fsync_dir, remove_tree
 from runner.report import Reporter
 
 DEFAULT_OLDER_THAN = 30 * 86400.0
-DEFAULT_GRACE = 3600.0
 AUTO_PRUNE_INTERVAL = 86400.0
 AUTO_PRUNE_BUDGET = 2.0
 AUTO_PRUNE_STAMP = "last-auto-prune"
@@ -54,17 +54,6 @@ def parse_duration(text: str) -> float:
             hint="Use a number with a unit: 30d (days), 12h (hours), 90m (minutes), 2w, 45s.",
         )
     return float(match.group(1)) * _UNITS[match.group(2) or "d"]
-
-
-def grace_period() -> float:
-    """How old an unpublished directory must be before prune removes it (RUNNER_PRUNE_GRACE)."""
-    value = os.environ.get("RUNNER_PRUNE_GRACE")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-    return DEFAULT_GRACE
 
 
 # --------------------------------------------------------------------------- values
@@ -200,15 +189,10 @@ def _read_alias(path: Path) -> _Alias | None:
             mtime = os.fstat(f.fileno()).st_mtime
     except (OSError, UnicodeDecodeError):
         return None
-    env_dir = ""
-    scripts: list[str] = []
-    for line in text.split("\n")[1:]:
-        kind, _, rest = line.partition("\t")
-        if kind == "env":
-            env_dir = rest
-        elif kind == "script":
-            scripts.append(rest)
-    return _Alias(path=path, env_dir=env_dir, scripts=tuple(scripts), mtime=mtime)
+    parsed = alias_format.parse(text)
+    if parsed is None:  # foreign, old or truncated: names nothing
+        return _Alias(path=path, env_dir="", scripts=(), mtime=mtime)
+    return _Alias(path=path, env_dir=parsed.env_dir, scripts=tuple(parsed.scripts), mtime=mtime)
 
 
 def _scan(cache: Cache) -> _Scan:
@@ -243,11 +227,11 @@ def _mtime(path: Path) -> float | None:
 
 def _age_stamp(env_dir: Path) -> float:
     """Newest sign of activity of a directory (its own mtime, its lease's)."""
-    return max(_mtime(env_dir) or 0.0, _mtime(env_dir / fastpath.LEASE_NAME) or 0.0)
+    return max(_mtime(env_dir) or 0.0, _mtime(env_dir / layout.LEASE_NAME) or 0.0)
 
 
 def _last_used(env_dir: Path, manifest: dict[str, object] | None) -> float | None:
-    lease = _mtime(env_dir / fastpath.LEASE_NAME)
+    lease = _mtime(env_dir / layout.LEASE_NAME)
     if lease is not None:
         return lease
     created = manifest.get("created") if manifest else None
@@ -268,7 +252,7 @@ def _exclusive_lease(env_dir: Path) -> Iterator[bool | None]:
     """Hold the lease exclusively if nobody uses the env: True; False if in use; None if the
     filesystem cannot lock. A directory without a lease file was never leasable: True."""
     try:
-        fd = os.open(env_dir / fastpath.LEASE_NAME, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(env_dir / layout.LEASE_NAME, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         yield True
         return
@@ -468,7 +452,7 @@ class _Sweep:
 
 def _orphan_due(scan: _Scan, env_dir: Path, grace: float, now: float) -> str | None:
     """Reason to remove a directory nothing names, once it is older than the grace period."""
-    has_manifest = (env_dir / fastpath.MANIFEST_NAME).exists()
+    has_manifest = (env_dir / layout.MANIFEST_NAME).exists()
     state = scan.state_of(env_dir, has_manifest)
     if state not in ("unpublished", "incomplete"):
         return None
@@ -486,7 +470,7 @@ def prune(
     budget: float | None = None,
 ) -> CleanupResult:
     """Remove environments unused for `older_than` seconds, leftovers and stale entries."""
-    grace = grace_period() if grace is None else grace
+    grace = cache.config.prune_grace if grace is None else grace
     sweep = _Sweep(cache, dry_run=dry_run, budget=budget)
     scan = _scan(cache)
     now = time.time()
@@ -508,15 +492,15 @@ def prune(
     return sweep.result()
 
 
-def environments_for_scripts(cache: Cache, scripts: Iterable[str]) -> tuple[set[Path], list[str]]:
+def environments_for_scripts(
+    cache: Cache, scripts: Iterable[str], key_for: Callable[[str], str | None]
+) -> tuple[set[Path], list[str]]:
     """Store directories serving the given scripts, and the scripts none was found for.
 
-    A script's own key is computed the way `runner run` would (default options); aliases
-    whose `script` line names the file add the environments other option sets chose.
+    `key_for(script)` is the key `runner run` would use (default options; None if it cannot
+    tell); aliases whose `script` line names the file add the environments other option
+    sets chose.
     """
-    from runner import api
-    from runner.errors import RunnerError
-
     scan = _scan(cache)
     found: set[Path] = set()
     missing: list[str] = []
@@ -526,12 +510,9 @@ def environments_for_scripts(cache: Cache, scripts: Iterable[str]) -> tuple[set[
         for alias in scan.aliases:
             if absolute in alias.scripts and alias.env_dir:
                 hits.add(Path(alias.env_dir))
-        try:
-            prepared = api.prepare(api.load_script(script), api.RunOptions(), cache)
-        except RunnerError:
-            prepared = None
-        if prepared is not None:
-            target = cache.pointer_target(prepared.spec.key)
+        key = key_for(script)
+        if key is not None:
+            target = cache.pointer_target(key)
             if target is not None:
                 hits.add(target)
         hits = {h for h in hits if h.parent == cache.store}
@@ -542,19 +523,25 @@ def environments_for_scripts(cache: Cache, scripts: Iterable[str]) -> tuple[set[
 
 
 def clean(
-    cache: Cache, *, scripts: Iterable[str] = (), dry_run: bool = False, grace: float | None = None
+    cache: Cache,
+    *,
+    scripts: Iterable[str] = (),
+    key_for: Callable[[str], str | None] = lambda script: None,
+    dry_run: bool = False,
+    grace: float | None = None,
 ) -> tuple[CleanupResult, list[str]]:
-    """Remove every environment not in use (or only those serving `scripts`).
+    """Remove every environment not in use (or only those serving `scripts`, whose keys
+    `key_for` computes).
 
     Returns the result and the scripts no environment was found for.
     """
-    grace = grace_period() if grace is None else grace
+    grace = cache.config.prune_grace if grace is None else grace
     chosen = list(scripts)
     sweep = _Sweep(cache, dry_run=dry_run, budget=None)
     scan = _scan(cache)
     missing: list[str] = []
     if chosen:
-        targets, missing = environments_for_scripts(cache, chosen)
+        targets, missing = environments_for_scripts(cache, chosen, key_for)
         for env_dir in sorted(targets):
             sweep.remove_env(scan, env_dir, "environment", "clean")
         return sweep.result(), missing
@@ -564,7 +551,7 @@ def clean(
         orphan = _orphan_due(scan, env_dir, grace, now)
         if orphan is not None:
             sweep.remove_env(scan, env_dir, "unpublished", orphan)
-        elif scan.state_of(env_dir, (env_dir / fastpath.MANIFEST_NAME).exists()) != "incomplete":
+        elif scan.state_of(env_dir, (env_dir / layout.MANIFEST_NAME).exists()) != "incomplete":
             sweep.remove_env(scan, env_dir, "environment", "clean")
     return sweep.result(), missing
 
@@ -572,14 +559,46 @@ def clean(
 # --------------------------------------------------------------------------- automatic
 
 
+def _auto_prune_due(cache: Cache) -> bool:
+    if not cache.config.auto_prune:
+        return False
+    last = _mtime(cache.root / AUTO_PRUNE_STAMP)
+    return last is None or time.time() - last >= AUTO_PRUNE_INTERVAL
+
+
+def start_auto_prune(cache: Cache) -> bool:
+    """Start the daily automatic prune in a detached process, if it is due; whether it was.
+
+    Called on the cold path after a build: the script starts at once, the prune runs beside
+    it (`python -m runner.lifecycle ROOT`, which builds its settings from the same
+    environment). Never raises.
+    """
+    if not _auto_prune_due(cache):
+        return False
+    import subprocess
+    import sys
+
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "runner.lifecycle", str(cache.root)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError:
+        return False
+    return True
+
+
 def maybe_auto_prune(cache: Cache, reporter: Reporter) -> CleanupResult | None:
     """Prune unused environments at most once a day, within a small time budget.
 
-    Called on the cold path after a build. RUNNER_NO_AUTO_PRUNE=1 disables it;
-    RUNNER_AUTO_PRUNE_AFTER (a duration, default 30d) sets what counts as unused.
-    Never raises: automatic housekeeping must not fail a run.
+    RUNNER_NO_AUTO_PRUNE=1 disables it; RUNNER_AUTO_PRUNE_AFTER (a duration, default 30d)
+    sets what counts as unused. Never raises: automatic housekeeping must not fail a run.
     """
-    if os.environ.get("RUNNER_NO_AUTO_PRUNE", "") not in ("", "0"):
+    if not cache.config.auto_prune:
         return None
     stamp = cache.root / AUTO_PRUNE_STAMP
     try:
@@ -588,7 +607,7 @@ def maybe_auto_prune(cache: Cache, reporter: Reporter) -> CleanupResult | None:
             return None
         # Stamp first, so concurrent cold runs do not all prune at once.
         atomic_write_text(stamp, f"{time.time()}\n")
-        older = parse_duration(os.environ.get("RUNNER_AUTO_PRUNE_AFTER") or "30d")
+        older = parse_duration(cache.config.auto_prune_after)
         result = prune(cache, older_than=older, budget=AUTO_PRUNE_BUDGET)
     except Exception as exc:  # housekeeping never breaks a run
         reporter.detail(f"automatic cache pruning skipped: {exc}")
@@ -609,9 +628,9 @@ def check_environment(env_dir: Path) -> list[str]:
     manifest = Cache.read_manifest(env_dir)
     if manifest is None:
         problems.append("the manifest is missing or unreadable")
-    if not (env_dir / fastpath.LEASE_NAME).is_file():
+    if not (env_dir / layout.LEASE_NAME).is_file():
         problems.append("the lease file is missing")
-    python = fastpath.env_python(str(env_dir))
+    python = layout.env_python(str(env_dir))
     try:
         os.stat(python)
     except OSError:
@@ -639,7 +658,7 @@ def verify(cache: Cache, *, repair: bool = False) -> tuple[EnvCheck, ...]:
     sweep = _Sweep(cache, dry_run=False, budget=None)
     checks: list[EnvCheck] = []
     for env_dir in scan.store_dirs:
-        has_manifest = (env_dir / fastpath.MANIFEST_NAME).exists()
+        has_manifest = (env_dir / layout.MANIFEST_NAME).exists()
         state = scan.state_of(env_dir, has_manifest)
         if state in ("unpublished", "incomplete") and not (
             state == "incomplete" and (scan.named_by_pointer(env_dir) or scan.aliases_for(env_dir))
@@ -673,3 +692,17 @@ def format_age(stamp: float | None, now: float | None = None) -> str:
         if seconds >= length:
             return f"{int(seconds // length)}{unit} ago"
     return "just now"
+
+
+def _auto_prune_main(argv: list[str]) -> int:
+    """`python -m runner.lifecycle ROOT`: the detached daily prune `start_auto_prune` runs."""
+    from runner.config import Config
+
+    maybe_auto_prune(Cache(argv[0], config=Config.from_environ()), Reporter(quiet=True))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(_auto_prune_main(sys.argv[1:]))

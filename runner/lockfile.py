@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner import fastpath, proc
+from runner import layout, proc
 from runner.errors import LockfileError
+from runner.hashing import sha256_hex
 from runner.installers import index_args
 from runner.interpreters import Interpreter
 from runner.metadata import ScriptMetadata
 from runner.redact import redact_text, redact_url
 from runner.report import Reporter
-from runner.spec import IndexSettings, canonical_json, normalize_requirements, sha256_hex
+from runner.spec import IndexSettings, canonical_json, normalize_requirements
 
 # Bump when the meaning of the requirements digest recorded in lock files changes.
 LOCK_DIGEST_FORMAT = 1
@@ -185,7 +186,7 @@ def make_lock(
     from runner.fsutil import atomic_write_text
     from runner.installers import PipInstaller, failure
 
-    lock_path = fastpath.lock_path_for(script_path)
+    lock_path = layout.lock_path_for(script_path)
     requirements = normalize_requirements(meta.dependencies)
     with tempfile.TemporaryDirectory(prefix="runner-lock-") as tmp:
         output = os.path.join(tmp, "pylock.toml")

@@ -13,8 +13,8 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from runner.blocks import block_content, find_blocks, split_lines
 from runner.errors import MetadataError, ScriptError
-from runner.fastpath import block_content, find_blocks, split_lines
 
 
 @dataclass(frozen=True)

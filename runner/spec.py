@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -12,15 +11,12 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from runner.hashing import sha256_hex
 from runner.interpreters import Interpreter
 from runner.redact import redact_url
 
 # Bump when the meaning of any key input changes; every existing environment then misses.
 KEY_FORMAT = 1
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def canonical_json(value: Any) -> bytes:

@@ -380,9 +380,9 @@ def test_stale_soft_lock_of_killed_process_does_not_wedge(
             textwrap.dedent(
                 f"""
                 import filelock, signal, sys
-                from runner.cache import _soft_lease_seconds
+                from runner.config import Config
                 lock = filelock.SoftFileLease(
-                    {str(lock_path)!r}, lease_duration=_soft_lease_seconds()
+                    {str(lock_path)!r}, lease_duration=Config.from_environ().lock_lease
                 )
                 lock.acquire()
                 print("held", flush=True)

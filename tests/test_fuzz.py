@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from runner import fastpath
 from runner.api import RunOptions, load_script, prepare
 from runner.cache import Cache
 from runner.errors import MetadataError, ScriptError
 from runner.metadata import ScriptMetadata, decode_source, parse
+from tests import warmpath
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -260,7 +260,7 @@ def parse_or_error(text: str) -> ScriptMetadata | MetadataError:
 @example("\ufeff\ufeff# /// script\n# ///\n")
 def test_parse_returns_metadata_or_metadata_error(text: str) -> None:
     result = parse_or_error(text)
-    found = fastpath.script_block(text)
+    found = warmpath.script_block(text)
     expected = reference_script(text)
     # The scanner agrees with the specification's text.
     if expected is False:
@@ -286,10 +286,10 @@ def test_parse_returns_metadata_or_metadata_error(text: str) -> None:
     )
 )
 def test_scanner_agrees_with_reference_on_dense_input(text: str) -> None:
-    lines = fastpath.split_lines(text)
+    lines = warmpath.split_lines(text)
     got = [
-        (kind, fastpath.block_content(lines, start, end), start)
-        for kind, start, end in fastpath.find_blocks(lines)
+        (kind, warmpath.block_content(lines, start, end), start)
+        for kind, start, end in warmpath.find_blocks(lines)
     ]
     assert got == reference_blocks(text)
 
@@ -327,13 +327,13 @@ def test_bytes_decode_then_parse_and_fast_path_digest(data: bytes) -> None:
         cold = None
     else:
         cold = parse_or_error(text)
-    warm = fastpath.digest_for_bytes(data, [], None, "/scripts")
+    warm = warmpath.digest_for_bytes(data, [], None, "/scripts")
     if warm is None:
         return  # deferred to the cold path: always allowed
     # When the fast path decodes a file, the cold path must decode it the same way.
     assert cold is not None, "fast path accepted bytes the cold path cannot decode"
     if isinstance(cold, ScriptMetadata):
-        assert warm == fastpath.selection_digest(cold.block, [], None, "/scripts")
+        assert warm == warmpath.selection_digest(cold.block, [], None, "/scripts")
 
 
 # --------------------------------------------------------------------- end to end on files
@@ -365,7 +365,7 @@ def test_fast_path_digest_equals_prepare_digest(tmp_path: Path, data: bytes, han
     script.write_bytes(data)
     options = RunOptions()
     prepared = prepare(load_script(str(script)), options, Cache())
-    warm = fastpath.digest_for_bytes(data, options.selection_pairs(), None, str(tmp_path))
+    warm = warmpath.digest_for_bytes(data, options.selection_pairs(), None, str(tmp_path))
     if handled:
         assert warm == prepared.digest
     else:

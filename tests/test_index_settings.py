@@ -262,7 +262,7 @@ def test_warm_alias_of_a_relative_cutoff_is_not_trusted_after_it_moves(
     tmp_path: Path, cache_dir: Path
 ) -> None:
     """Tomorrow the cold path would pick another key: the alias must expire with the day."""
-    from runner import fastpath
+    from tests import warmpath
 
     script = tmp_path / "s.py"
     script.write_text(
@@ -274,7 +274,7 @@ def test_warm_alias_of_a_relative_cutoff_is_not_trusted_after_it_moves(
     (alias,) = (cache_dir / "scripts").iterdir()
     expires = [line for line in alias.read_text().splitlines() if line.startswith("expires\t")]
     assert len(expires) == 1
-    assert fastpath.read_alias(str(cache_dir), alias.name) is not None
+    assert warmpath.read_alias(str(cache_dir), alias.name) is not None
     # Move the expiry into the past: the warm path must now miss.
     alias.write_text(alias.read_text().replace(expires[0], "expires\t1000"))
-    assert fastpath.read_alias(str(cache_dir), alias.name) is None
+    assert warmpath.read_alias(str(cache_dir), alias.name) is None

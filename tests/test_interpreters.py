@@ -225,9 +225,9 @@ def test_explicit_choice_forms(
     assert select(None, "python3.13", root).interpreter.version.startswith("3.13.")
     assert select(None, "3", root).interpreter.version.startswith("3.13.")
     assert select(">=3", "<3.13", root).interpreter.version.startswith("3.12.")
-    monkeypatch.setenv("RUNNER_PYTHON", "3.12")
-    assert select(None, None, root).interpreter.version.startswith("3.12.")
-    assert select(None, "3.13", root).interpreter.version.startswith("3.13.")
+    # RUNNER_PYTHON reaches select through the settings value; --python wins over it.
+    assert select(None, None, root, env_choice="3.12").interpreter.version.startswith("3.12.")
+    assert select(None, "3.13", root, env_choice="3.12").interpreter.version.startswith("3.13.")
     with pytest.raises(InterpreterError, match="not a path, a version"):
         select(None, "no-such-python-anywhere", root)
     with pytest.raises(InterpreterError, match=r"requires Python >=3\.13, but --python 3\.12"):

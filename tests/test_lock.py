@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.pylock import Pylock
 
-from runner import fastpath
+from tests import warmpath
 from tests.conftest import RUNNER, run_runner, write_script
 from tests.wheels import make_wheel, serve_index
 
@@ -28,9 +28,9 @@ def index_dir(tmp_path: Path) -> Path:
 
 
 def test_lock_file_names_follow_pep_751() -> None:
-    assert fastpath.lock_path_for("dir/tool.py") == "dir/pylock.tool.toml"
-    assert fastpath.lock_path_for("my.tool.py") == "pylock.my-tool.toml"
-    assert fastpath.lock_path_for("tool") == "pylock.tool.toml"
+    assert warmpath.lock_path_for("dir/tool.py") == "dir/pylock.tool.toml"
+    assert warmpath.lock_path_for("my.tool.py") == "pylock.my-tool.toml"
+    assert warmpath.lock_path_for("tool") == "pylock.tool.toml"
 
 
 def test_lock_pins_against_drift_and_refresh_takes_the_newest(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import fastpath
 from runner.errors import EXIT_METADATA, MetadataError, ScriptError
 from runner.metadata import ScriptMetadata, decode_source, parse
+from tests import warmpath
 from tests.conftest import run_runner
 
 
@@ -165,7 +165,7 @@ def test_block_found(text: str, expected: str | None) -> None:
     meta = parse(text)
     assert meta.block == expected
     # The fast path's scanner must agree on every case (it hashes this exact text).
-    found = fastpath.script_block(text)
+    found = warmpath.script_block(text)
     assert (found[0] if found else None) == expected  # type: ignore[index]
     if expected is None:
         assert meta == ScriptMetadata()
@@ -225,15 +225,15 @@ SCANNED = [
 
 @pytest.mark.parametrize(("lines", "blocks"), [c[1:] for c in SCANNED], ids=[c[0] for c in SCANNED])
 def test_scanner(lines: list[str], blocks: list[tuple[str, int, int]]) -> None:
-    assert fastpath.find_blocks(lines) == blocks
+    assert warmpath.find_blocks(lines) == blocks
 
 
 @pytest.mark.timeout(20)
 def test_scanner_is_linear_on_many_unclosed_openers() -> None:
     # 100k opener lines with no closer: a scan that rescans each run takes minutes.
     lines = ["# /// a"] * 100_000
-    assert fastpath.find_blocks(lines) == []
-    assert fastpath.find_blocks([*lines, "# ///"]) == [("a", 0, 100_000)]
+    assert warmpath.find_blocks(lines) == []
+    assert warmpath.find_blocks([*lines, "# ///"]) == [("a", 0, 100_000)]
 
 
 def test_crlf_and_lf_parse_identically() -> None:
@@ -395,7 +395,7 @@ def test_valid_entries_are_not_named_among_invalid_ones() -> None:
 
 def test_two_blocks_also_refused_by_fast_path() -> None:
     text = src("# /// script", "#", "# ///", "", "# /// script", "#", "# ///")
-    assert fastpath.script_block(text) is False
+    assert warmpath.script_block(text) is False
 
 
 # ---------------------------------------------------------------------------- decoding
@@ -441,7 +441,7 @@ def test_latin1_declared_block_is_read() -> None:
 def test_bom_file_block_found_by_both_paths() -> None:
     data = b"\xef\xbb\xbf# /// script\n" + DEPS_A.encode() + b"\n# ///\n"
     assert parse(decode_source(data, "s.py")).dependencies == ("a",)
-    assert fastpath.digest_for_bytes(data, [], None, "/d") == fastpath.selection_digest(
+    assert warmpath.digest_for_bytes(data, [], None, "/d") == warmpath.selection_digest(
         'dependencies = ["a"]\n', [], None, "/d"
     )
 

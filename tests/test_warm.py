@@ -24,6 +24,9 @@ BANNED = (
     "logging",
     "runner.cli",
     "runner.api",
+    "dataclasses",
+    "typing",
+    "inspect",
 )
 
 
@@ -51,7 +54,7 @@ def test_warm_launcher_imports_nothing_heavy(tmp_path: Path, offline_wheels: Pat
     assert got.returncode == 0, got.stderr
     assert got.stdout.strip() == "warm 1.0"
     imported = _imported_modules(got.stderr)
-    assert "runner.fastpath" in imported  # the measurement saw the launcher
+    assert "runner.launcher" in imported  # the measurement saw the launcher
     assert not imported & set(BANNED), imported & set(BANNED)
 
 
@@ -64,7 +67,7 @@ def test_fast_path_module_alone_imports_nothing_heavy(tmp_path: Path, offline_wh
     root = Path(__file__).resolve().parent.parent
     code = (
         "import sys\nsys.argv = ['runner', 'run', sys.argv[1]]\n"
-        "from runner.fastpath import main\nmain()\n"
+        "from runner.launcher import main\nmain()\n"
     )
     got = subprocess.run(
         [sys.executable, "-S", "-X", "importtime", "-c", code, str(script)],
@@ -79,12 +82,13 @@ def test_fast_path_module_alone_imports_nothing_heavy(tmp_path: Path, offline_wh
         for line in got.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }
-    assert "runner.fastpath" in names
+    assert "runner.launcher" in names
     assert not names & set(BANNED), names & set(BANNED)
 
 
-def test_cold_path_does_import_the_cli(tmp_path: Path) -> None:
-    """Counter-check for the test above: a miss really goes through the full CLI."""
+def test_cold_run_imports_neither_typer_nor_click(tmp_path: Path) -> None:
+    """A miss goes from the launcher straight to the core (counter-check: the core really
+    ran, and the CLI's own commands still use typer)."""
     script = write_script(tmp_path / "s.py", "print('cold')\n", [])
     got = subprocess.run(
         [sys.executable, "-X", "importtime", RUNNER, "run", str(script)],
@@ -93,7 +97,17 @@ def test_cold_path_does_import_the_cli(tmp_path: Path) -> None:
         check=False,
     )
     assert got.stdout.strip() == "cold"
-    assert {"typer", "runner.cli"} <= _imported_modules(got.stderr)
+    imported = _imported_modules(got.stderr)
+    assert {"runner.api", "runner.builder", "packaging"} <= imported
+    assert not {"typer", "click", "runner.cli"} & imported
+    other = subprocess.run(
+        [sys.executable, "-X", "importtime", RUNNER, "cache", "dir"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert other.returncode == 0, other.stderr
+    assert "typer" in _imported_modules(other.stderr)
 
 
 def test_warm_run_needs_no_index(tmp_path: Path, offline_wheels: Path) -> None:
@@ -195,15 +209,15 @@ def test_interpreter_change_invalidates_the_alias(tmp_path: Path, cache_dir: Pat
     assert run_runner("run", "--python", str(py), str(script)).returncode == 0
     (alias,) = (cache_dir / "scripts").iterdir()
     assert any(line.startswith("stat\t") for line in alias.read_text().splitlines())
-    from runner import fastpath
+    from tests import warmpath
 
     digest = alias.name
-    assert fastpath.read_alias(str(cache_dir), digest) is not None
+    assert warmpath.read_alias(str(cache_dir), digest) is not None
     stat_line = next(x for x in alias.read_text().splitlines() if x.startswith("stat\t"))
     path = stat_line.split("\t")[1]
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     try:
-        assert fastpath.read_alias(str(cache_dir), digest) is None
+        assert warmpath.read_alias(str(cache_dir), digest) is None
     finally:
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -4,6 +4,7 @@ and the environment's interpreter path."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,8 +15,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-from runner import api, fastpath, fsutil
+from runner import api, fsutil
 from runner.cache import Cache
+from tests import warmpath
+
+K1 = "1" * 32  # environment keys
+K2 = "2" * 32
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -115,9 +120,9 @@ def test_publish_falls_back_to_pointer_file(
 ) -> None:
     cache = Cache(tmp_path / "cache")
     cache.ensure()
-    env_dir = cache.new_build_dir("k1")
-    (env_dir / fastpath.MANIFEST_NAME).write_text('{"key": "k1"}')
-    (env_dir / fastpath.LEASE_NAME).touch()
+    env_dir = cache.new_build_dir(K1)
+    (env_dir / warmpath.MANIFEST_NAME).write_text(json.dumps({"key": K1}))
+    (env_dir / warmpath.LEASE_NAME).touch()
     (env_dir / "bin").mkdir()
     (env_dir / "bin" / "python").symlink_to(sys.executable)
 
@@ -125,21 +130,21 @@ def test_publish_falls_back_to_pointer_file(
         raise OSError(1314, "A required privilege is not held by the client")
 
     monkeypatch.setattr(os, "symlink", no_symlinks)
-    cache.publish("k1", env_dir)
-    pointer = cache.envs / "k1"
+    cache.publish(K1, env_dir)
+    pointer = cache.envs / K1
     assert pointer.is_file() and not pointer.is_symlink()
-    assert cache.pointer_target("k1") == env_dir
-    assert cache.lookup("k1") == env_dir
+    assert cache.pointer_target(K1) == env_dir
+    assert cache.lookup(K1) == env_dir
     # Windows' readlink on a plain file is not EINVAL: the pointer file is still read.
     monkeypatch.setattr(os, "readlink", lambda p: (_ for _ in ()).throw(OSError(22, "4390")))
-    assert cache.pointer_target("k1") == env_dir
+    assert cache.pointer_target(K1) == env_dir
     monkeypatch.setattr(os, "readlink", lambda p: (_ for _ in ()).throw(OSError(0, "not a link")))
-    assert cache.pointer_target("k1") == env_dir
+    assert cache.pointer_target(K1) == env_dir
     # Re-publishing replaces the pointer file atomically.
-    newer = cache.new_build_dir("k1")
-    cache.publish("k1", newer)
-    assert cache.pointer_target("k1") == newer
-    assert [p.name for p in cache.envs.iterdir()] == ["k1"]  # no temporary left
+    newer = cache.new_build_dir(K1)
+    cache.publish(K1, newer)
+    assert cache.pointer_target(K1) == newer
+    assert [p.name for p in cache.envs.iterdir()] == [K1]  # no temporary left
 
 
 def test_warm_alias_is_independent_of_pointer_kind(
@@ -147,12 +152,12 @@ def test_warm_alias_is_independent_of_pointer_kind(
 ) -> None:
     cache = Cache(tmp_path / "cache")
     cache.ensure()
-    env_dir = cache.new_build_dir("k2")
+    env_dir = cache.new_build_dir(K2)
     monkeypatch.setattr(os, "symlink", lambda *a, **k: (_ for _ in ()).throw(OSError(1314, "no")))
-    cache.publish("k2", env_dir)
+    cache.publish(K2, env_dir)
     cache.write_alias("d" * 64, env_dir, stat_paths=())
     # The alias names the absolute store directory, never the pointer.
-    assert fastpath.read_alias(str(cache.root), "d" * 64) == str(env_dir)
+    assert warmpath.read_alias(str(cache.root), "d" * 64) == str(env_dir)
 
 
 # --------------------------------------------------------------------------- retries
@@ -244,26 +249,42 @@ def test_cache_root_in_localappdata(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.delenv("RUNNER_CACHE_DIR", raising=False)
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "Local"))
-    assert fastpath.default_cache_root() == os.path.join(str(tmp_path / "Local"), "runner", "Cache")
+    assert warmpath.default_cache_root() == os.path.join(str(tmp_path / "Local"), "runner", "Cache")
     monkeypatch.delenv("LOCALAPPDATA")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     expected = os.path.join(os.path.expanduser("~\\AppData\\Local"), "runner", "Cache")
-    assert fastpath.default_cache_root() == expected
+    assert warmpath.default_cache_root() == expected
     monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "explicit"))
-    assert fastpath.default_cache_root() == str(tmp_path / "explicit")
+    assert warmpath.default_cache_root() == str(tmp_path / "explicit")
 
 
 def test_env_python_on_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "win32")
-    assert fastpath.env_python("C:/envs/x") == os.path.join("C:/envs/x", "Scripts", "python.exe")
+    assert warmpath.env_python("C:/envs/x") == os.path.join("C:/envs/x", "Scripts", "python.exe")
     monkeypatch.setattr(sys, "platform", "linux")
-    assert fastpath.env_python("/envs/x") == "/envs/x/bin/python"
+    assert warmpath.env_python("/envs/x") == "/envs/x/bin/python"
 
 
-def test_fast_path_hands_over_where_exec_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On Windows the warm path never execs: it returns to the CLI, which runs a child."""
+def test_launcher_hands_over_where_exec_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On Windows the launcher never follows an alias: the cold path runs a child."""
+    from runner import alias, launcher, options
+    from runner.config import Config
+
+    script = tmp_path / "x.py"
+    script.write_text("# /// script\n# dependencies = []\n# ///\n")
+    calls: list[str] = []
+    monkeypatch.setattr(alias, "read", lambda *a: calls.append("alias"))
+    monkeypatch.setattr(launcher, "cold_run", lambda *a, **k: calls.append("cold") or 7)
+    parsed = options.parse_run([str(script)])
+    assert isinstance(parsed, options.ParsedRun)
+    config = Config(str(tmp_path / "cache"))
+    Cache(config.cache_root).ensure()
+    # The same call on POSIX reaches the alias (so the assertion below can fail).
+    assert launcher.run(parsed, config) == 7
+    assert calls == ["alias", "alias", "cold"]
+    calls.clear()
     monkeypatch.setattr(os, "name", "nt")
-    called: list[str] = []
-    monkeypatch.setattr(fastpath, "read_alias", lambda *a: called.append("alias"))
-    assert fastpath.try_warm(["run", "x.py"]) is None
-    assert called == []
+    assert launcher.run(parsed, config) == 7
+    assert calls == ["cold"]

@@ -1,10 +1,9 @@
-"""Authoring and integration commands: init, add, remove, python, sync; stdin scripts for run."""
+"""Authoring and integration commands: init, add, remove, python, sync."""
 
 # No `from __future__ import annotations`: typer evaluates the commands' annotations, and
-# the option types are imported from runner.cli inside register(), not at module level.
+# the option types are imported from runner.cliopts inside register(), not at module level.
 
 import contextlib
-import hashlib
 import os
 import stat
 import sys
@@ -17,72 +16,6 @@ from runner.errors import RunnerError, ScriptError, UsageError
 from runner.fsutil import write_temp
 
 PathArg = Annotated[str, typer.Argument(help="The script file.")]
-
-
-# --------------------------------------------------------------------------- helpers for cli.run
-
-
-def check_depth(script: str) -> None:
-    """Refuse to start another nested runner launch once RUNNER_DEPTH reaches the limit.
-
-    Every launch sets RUNNER_DEPTH one higher for the script it starts, so a script that
-    starts itself through runner (its shebang, or a `runner run` on itself) is stopped here
-    instead of nesting processes without end.
-    """
-    from runner.fastpath import max_depth, nesting_depth
-
-    depth, limit = nesting_depth(), max_depth()
-    if depth >= limit:
-        raise ScriptError(
-            f"{script}: runner launches are nested {depth} deep (RUNNER_DEPTH={depth}); "
-            "the script seems to start itself through runner",
-            hint="A script that runs itself with `runner run` (or execs itself through a "
-            "`#!/usr/bin/env -S runner run` shebang) loops forever; make the call "
-            "conditional. If the nesting is intended, raise RUNNER_MAX_DEPTH "
-            f"(now {limit}).",
-        )
-
-
-def stdin_script(data: bytes | None = None) -> str:
-    """Store a script read from standard input in the cache; return its path.
-
-    The file is content-addressed (`<cache>/stdin/<sha256>.py`), so the same text always
-    has the same path and its environment is chosen by its metadata like any other script.
-    """
-    from runner.cache import Cache
-    from runner.fsutil import atomic_write_bytes
-
-    if data is None:
-        data = sys.stdin.buffer.read()
-    cache = Cache()
-    cache.ensure()
-    directory = cache.root / "stdin"
-    path = directory / f"{hashlib.sha256(data).hexdigest()}.py"
-    try:
-        directory.mkdir(mode=0o755, exist_ok=True)
-        try:
-            if path.read_bytes() == data:
-                os.utime(path)  # its mtime is its last use: prune removes it when unused
-                return str(path)
-        except FileNotFoundError:
-            pass
-        atomic_write_bytes(path, data)
-    except OSError as exc:
-        from runner.errors import CacheError
-
-        raise CacheError(
-            f"cannot store the script from standard input in {directory}: {exc.strerror}",
-            hint="Check that the runner cache is writable, or save the script to a file.",
-        ) from None
-    return str(path)
-
-
-def resolve_run_script(script: str) -> str:
-    """What `runner run SCRIPT` runs: `-` becomes the stored standard input."""
-    check_depth(script)
-    if script == "-":
-        return stdin_script()
-    return script
 
 
 # --------------------------------------------------------------------------- file writes
@@ -158,7 +91,7 @@ def create_new(path: str, data: bytes, *, executable: bool) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
-    from runner.cli import (
+    from runner.cliopts import (
         ExcludeNewerOpt,
         ExtraIndexOpt,
         FindLinksOpt,
@@ -171,6 +104,7 @@ def register(app: typer.Typer) -> None:
         RefreshOpt,
         VerboseOpt,
         WithOpt,
+        config,
         run_options,
     )
 
@@ -255,9 +189,9 @@ def register(app: typer.Typer) -> None:
     def python_cmd(
         script: PathArg,
         python: PythonOpt = None,
-        with_: WithOpt = None,
+        with_requirements: WithOpt = None,
         index_url: IndexUrlOpt = None,
-        extra_index_url: ExtraIndexOpt = None,
+        extra_index_urls: ExtraIndexOpt = None,
         find_links: FindLinksOpt = None,
         no_index: NoIndexOpt = False,
         exclude_newer: ExcludeNewerOpt = None,
@@ -267,15 +201,15 @@ def register(app: typer.Typer) -> None:
         verbose: VerboseOpt = False,
     ) -> None:
         """Print the interpreter of the script's environment (building it if needed)."""
-        from runner import api, fastpath
+        from runner import api, layout
         from runner.cache import Cache
         from runner.report import Reporter
 
         options = run_options(
             python=python,
-            with_=with_,
+            with_requirements=with_requirements,
             index_url=index_url,
-            extra_index_url=extra_index_url,
+            extra_index_urls=extra_index_urls,
             find_links=find_links,
             no_index=no_index,
             exclude_newer=exclude_newer,
@@ -283,16 +217,17 @@ def register(app: typer.Typer) -> None:
             installer=installer,
         )
         reporter = Reporter(quiet=quiet, verbose=verbose)
-        _, env_dir = api.environment_for(api.load_script(script), options, Cache(), reporter)
-        print(fastpath.env_python(str(env_dir)))
+        cache = Cache(config=config())
+        _, env_dir = api.environment_for(api.load_script(script), options, cache, reporter)
+        print(layout.env_python(str(env_dir)))
 
     @app.command()
     def sync(
         scripts: Annotated[list[str], typer.Argument(help="Scripts whose environments to build.")],
         python: PythonOpt = None,
-        with_: WithOpt = None,
+        with_requirements: WithOpt = None,
         index_url: IndexUrlOpt = None,
-        extra_index_url: ExtraIndexOpt = None,
+        extra_index_urls: ExtraIndexOpt = None,
         find_links: FindLinksOpt = None,
         no_index: NoIndexOpt = False,
         exclude_newer: ExcludeNewerOpt = None,
@@ -308,15 +243,15 @@ def register(app: typer.Typer) -> None:
         """Build the scripts' environments without running anything (before a batch)."""
         import json
 
-        from runner import api, fastpath
+        from runner import api, layout
         from runner.cache import Cache
         from runner.report import Reporter
 
         options = run_options(
             python=python,
-            with_=with_,
+            with_requirements=with_requirements,
             index_url=index_url,
-            extra_index_url=extra_index_url,
+            extra_index_urls=extra_index_urls,
             find_links=find_links,
             no_index=no_index,
             exclude_newer=exclude_newer,
@@ -325,7 +260,7 @@ def register(app: typer.Typer) -> None:
             installer=installer,
         )
         reporter = Reporter(quiet=quiet, verbose=verbose)
-        cache = Cache()
+        cache = Cache(config=config())
         # Read every script first: a typo in the last one should fail before any build.
         loaded = [api.load_script(s) for s in scripts]
         # A failed build does not stop the others: a batch learns every problem at once.
@@ -343,7 +278,7 @@ def register(app: typer.Typer) -> None:
             results.append(
                 {
                     "script": script.path,
-                    "python": fastpath.env_python(str(env_dir)),
+                    "python": layout.env_python(str(env_dir)),
                     "environment": str(env_dir),
                     "key": prepared.spec.key,
                 }

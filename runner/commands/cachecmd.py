@@ -64,8 +64,21 @@ GraceOpt = Annotated[
 
 def _cache() -> Any:
     from runner.cache import Cache
+    from runner.cliopts import config
 
-    return Cache()
+    return Cache(config=config())
+
+
+def _key_for(script: str) -> str | None:
+    """The environment key `runner run SCRIPT` would use with default options."""
+    from runner import api
+    from runner.errors import RunnerError
+
+    try:
+        cache = _cache()
+        return api.prepare(api.load_script(script), api.RunOptions(), cache).spec.key
+    except RunnerError:
+        return None
 
 
 def _emit_json(data: dict[str, Any]) -> None:
@@ -238,7 +251,11 @@ def clean(
     from runner import lifecycle
 
     result, not_found = lifecycle.clean(
-        _cache(), scripts=list(scripts or ()), dry_run=dry_run, grace=_grace(grace)
+        _cache(),
+        scripts=list(scripts or ()),
+        key_for=_key_for,
+        dry_run=dry_run,
+        grace=_grace(grace),
     )
     if json_:
         _emit_json(_result_json(result, not_found))

@@ -1,6 +1,7 @@
 """`runner lock`: write or check the PEP 751 lock file beside a script."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer evaluates the command's annotations, and
+# the option types are imported from runner.cliopts inside register(), not at module level.
 
 import os
 from typing import Annotated
@@ -10,6 +11,19 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
+    from runner.cliopts import (
+        ExcludeNewerOpt,
+        ExtraIndexOpt,
+        FindLinksOpt,
+        IndexUrlOpt,
+        NoIndexOpt,
+        OfflineOpt,
+        PythonOpt,
+        QuietOpt,
+        VerboseOpt,
+        config,
+        run_options,
+    )
 
     @app.command()
     def lock(
@@ -17,36 +31,15 @@ def register(app: typer.Typer) -> None:
         check: Annotated[
             bool, typer.Option("--check", help="Only report whether the lock file is current.")
         ] = False,
-        python: Annotated[
-            str | None,
-            typer.Option("--python", "-p", help="Interpreter to lock for (default: as `run`)."),
-        ] = None,
-        index_url: Annotated[
-            str | None, typer.Option("--index-url", help="Base URL of the package index.")
-        ] = None,
-        extra_index_url: Annotated[
-            list[str] | None,
-            typer.Option("--extra-index-url", help="Additional index URL (repeatable)."),
-        ] = None,
-        find_links: Annotated[
-            list[str] | None,
-            typer.Option("--find-links", help="Directory or URL with distributions."),
-        ] = None,
-        no_index: Annotated[
-            bool, typer.Option("--no-index", help="Ignore package indexes.")
-        ] = False,
-        exclude_newer: Annotated[
-            str | None,
-            typer.Option("--exclude-newer", help="Only use distributions uploaded before this."),
-        ] = None,
-        offline: Annotated[
-            bool,
-            typer.Option("--offline", envvar="RUNNER_OFFLINE", help="Never touch the network."),
-        ] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only report errors.")] = False,
-        verbose: Annotated[
-            bool, typer.Option("--verbose", "-v", help="Show pip's output.")
-        ] = False,
+        python: PythonOpt = None,
+        index_url: IndexUrlOpt = None,
+        extra_index_urls: ExtraIndexOpt = None,
+        find_links: FindLinksOpt = None,
+        no_index: NoIndexOpt = False,
+        exclude_newer: ExcludeNewerOpt = None,
+        offline: OfflineOpt = False,
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = False,
     ) -> None:
         """Resolve SCRIPT's dependencies and write pylock.<name>.toml beside it (PEP 751).
 
@@ -54,8 +47,8 @@ def register(app: typer.Typer) -> None:
         tool.py -> pylock.tool.toml. `runner run` installs exactly what the lock pins while
         it matches the script's block; `--check` exits 107 when it is missing or stale.
         """
-        from runner import fastpath, lockfile, settings
-        from runner.api import RunOptions, load_script
+        from runner import layout, lockfile, settings
+        from runner.api import load_script
         from runner.cache import Cache
         from runner.errors import LockfileError
         from runner.interpreters import select
@@ -63,8 +56,17 @@ def register(app: typer.Typer) -> None:
 
         reporter = Reporter(quiet=quiet, verbose=verbose)
         loaded = load_script(script)
-        lock_path = fastpath.lock_path_for(script)
-        cache = Cache()
+        lock_path = layout.lock_path_for(script)
+        cache = Cache(config=config())
+        options = run_options(
+            python=python,
+            index_url=index_url,
+            extra_index_urls=extra_index_urls,
+            find_links=find_links,
+            no_index=no_index,
+            exclude_newer=exclude_newer,
+            offline=offline,
+        )
         if check:
             existing = lockfile.load_lock(lock_path)
             if existing is None:
@@ -72,7 +74,12 @@ def register(app: typer.Typer) -> None:
                     f"{script} has no lock file ({lock_path})",
                     hint=f"Create it with `runner lock {script}`.",
                 )
-            selection = select(loaded.metadata.requires_python, python, cache.root)
+            selection = select(
+                loaded.metadata.requires_python,
+                options.python,
+                cache.root,
+                env_choice=cache.config.python,
+            )
             why = existing.mismatch(loaded.metadata, selection.interpreter)
             if why is not None:
                 raise LockfileError(
@@ -82,16 +89,12 @@ def register(app: typer.Typer) -> None:
             reporter.info(f"{lock_path} is up to date")
             return
         cache.ensure()
-        options = RunOptions(
-            python=python,
-            index_url=index_url,
-            extra_index_urls=tuple(extra_index_url or ()),
-            find_links=tuple(find_links or ()),
-            no_index=no_index,
-            exclude_newer=exclude_newer,
-            offline=offline,
+        selection = select(
+            loaded.metadata.requires_python,
+            options.python,
+            cache.root,
+            env_choice=cache.config.python,
         )
-        selection = select(loaded.metadata.requires_python, python, cache.root)
         index, cutoff, _ = settings.index_and_cutoff(
             loaded.metadata, script, loaded.directory, options
         )
@@ -101,7 +104,7 @@ def register(app: typer.Typer) -> None:
             selection.interpreter,
             index,
             exclude_newer=cutoff,
-            offline=offline,
+            offline=options.offline,
             log_path=cache.log_path("lock"),
             reporter=reporter,
         )

@@ -1,4 +1,4 @@
-"""Unit tests of the warm path's pure pieces: argv recognition, digests, lock paths, aliases."""
+"""Unit tests of the launcher's pure pieces: argv recognition, digests, lock paths, aliases."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner import fastpath
 from runner.api import RunOptions
 from runner.cache import Cache
+from tests import warmpath
 
 # (id, argv after the program name, expected (pairs, script, args) or None)
 ARGV = [
@@ -38,7 +38,9 @@ ARGV = [
         ([("python", "/opt/py/bin/python3")], "s.py", ["-p"]),
     ),
     ("python-version-name-kept", ["run", "-p", "3.12", "s.py"], ([("python", "3.12")], "s.py", [])),
-    ("short-with-equals-unknown", ["run", "-p=/x", "s.py"], None),
+    # As click reads it: a short option's value starts right after the letter.
+    ("short-with-attached-value", ["run", "-p3.12", "s.py"], ([("python", "3.12")], "s.py", [])),
+    ("flag-cluster", ["run", "-qv", "s.py"], ([], "s.py", [])),
     ("double-dash", ["run", "--", "s.py", "--x"], ([], "s.py", ["--x"])),
     ("double-dash-dash-script", ["run", "--", "-weird.py"], ([], "-weird.py", [])),
     (
@@ -60,13 +62,14 @@ ARGV = [
     ),
     ("unknown-option", ["run", "--frobnicate", "s.py"], None),
     ("unknown-short", ["run", "-x", "s.py"], None),
-    ("verbose-goes-to-cli", ["run", "-v", "s.py"], None),
-    ("refresh-goes-to-cli", ["run", "--refresh", "s.py"], None),
+    ("verbose", ["run", "-v", "s.py"], ([], "s.py", [])),
+    ("refresh", ["run", "--refresh", "s.py"], ([], "s.py", [])),
+    ("help-goes-to-cli", ["run", "--help"], None),
     ("flag-with-value", ["run", "--no-index=1", "s.py"], None),
     ("missing-value", ["run", "--python"], None),
     ("no-script", ["run"], None),
     ("only-options", ["run", "--no-index"], None),
-    ("stdin-script", ["run", "-", "x"], None),
+    ("stdin-script", ["run", "-", "x"], ([], "-", ["x"])),
     ("not-run", ["sync", "s.py"], None),
     ("global-option-first", ["-v", "run", "s.py"], None),
     ("empty", [], None),
@@ -75,7 +78,7 @@ ARGV = [
 
 @pytest.mark.parametrize(("argv", "expected"), [c[1:] for c in ARGV], ids=[c[0] for c in ARGV])
 def test_parse_run_argv(argv: list[str], expected: object) -> None:
-    assert fastpath.parse_run_argv(argv) == expected
+    assert warmpath.parse_run_argv(argv) == expected
 
 
 def test_parse_run_argv_pairs_match_cold_path_options(
@@ -97,7 +100,7 @@ def test_parse_run_argv_pairs_match_cold_path_options(
         "https://e.invalid/",
         "s.py",
     ]
-    parsed = fastpath.parse_run_argv(argv)
+    parsed = warmpath.parse_run_argv(argv)
     assert parsed is not None
     options = RunOptions(
         python="venv/bin/python",
@@ -135,7 +138,7 @@ def test_canonical_option(
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     want = expected.format(cwd=os.getcwd(), parent=os.path.dirname(os.getcwd()))
-    assert fastpath.canonical_option(name, value) == want
+    assert warmpath.canonical_option(name, value) == want
 
 
 def test_relative_options_from_two_directories_select_differently(
@@ -145,8 +148,8 @@ def test_relative_options_from_two_directories_select_differently(
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
         monkeypatch.chdir(tmp_path / d)
-        pairs = fastpath.parse_run_argv(["run", "--find-links", "wheels", "s.py"])[0]  # type: ignore[index]
-        digests.add(fastpath.selection_digest("", pairs, None, "/s"))
+        pairs = warmpath.parse_run_argv(["run", "--find-links", "wheels", "s.py"])[0]  # type: ignore[index]
+        digests.add(warmpath.selection_digest("", pairs, None, "/s"))
     assert len(digests) == 2
 
 
@@ -170,13 +173,13 @@ def test_digest_changes_with_any_single_character(at: int, how: str, ch: str) ->
         changed = BLOCK[:at] + ch + BLOCK[at:]
     if changed == BLOCK:
         return
-    assert fastpath.selection_digest(changed, [], None, "/d") != fastpath.selection_digest(
+    assert warmpath.selection_digest(changed, [], None, "/d") != warmpath.selection_digest(
         BLOCK, [], None, "/d"
     )
 
 
 def test_digest_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
-    d = fastpath.selection_digest
+    d = warmpath.selection_digest
     base = d(BLOCK, [], None, "/d")
     assert d(None, [], None, "/d") != d("", [], None, "/d")  # no block vs empty block
     assert d(BLOCK, [("python", "/p")], None, "/d") != base
@@ -210,7 +213,7 @@ LOCKS = [
 
 @pytest.mark.parametrize(("script", "lock"), [c[1:] for c in LOCKS], ids=[c[0] for c in LOCKS])
 def test_lock_path_for(script: str, lock: str) -> None:
-    assert fastpath.lock_path_for(script) == lock
+    assert warmpath.lock_path_for(script) == lock
 
 
 # ------------------------------------------------------------------ aliases
@@ -230,12 +233,12 @@ def alias(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Cache, Path,
     cache.write_alias(
         digest, env_dir, stat_paths=(str(checked),), var_names=("RUNNER_TEST_VAR",), script="/s.py"
     )
-    assert fastpath.read_alias(str(cache.root), digest) == str(env_dir)
+    assert warmpath.read_alias(str(cache.root), digest) == str(env_dir)
     return cache, env_dir, checked, digest
 
 
 def test_read_alias_missing(tmp_path: Path) -> None:
-    assert fastpath.read_alias(str(tmp_path), "0" * 64) is None
+    assert warmpath.read_alias(str(tmp_path), "0" * 64) is None
 
 
 def test_read_alias_rejects_every_truncation(alias: tuple[Cache, Path, Path, str]) -> None:
@@ -245,7 +248,7 @@ def test_read_alias_rejects_every_truncation(alias: tuple[Cache, Path, Path, str
     assert full.endswith(b"\nend\n")
     for cut in range(len(full)):  # every cut, at a line end too: the end marker is gone
         path.write_bytes(full[:cut])
-        assert fastpath.read_alias(str(cache.root), digest) is None, full[:cut]
+        assert warmpath.read_alias(str(cache.root), digest) is None, full[:cut]
 
 
 @pytest.mark.parametrize(
@@ -274,14 +277,14 @@ def test_read_alias_rejects_every_truncation(alias: tuple[Cache, Path, Path, str
 def test_read_alias_rejects_foreign(tmp_path: Path, text: bytes) -> None:
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "a").write_bytes(text)
-    assert fastpath.read_alias(str(tmp_path), "a") is None
+    assert warmpath.read_alias(str(tmp_path), "a") is None
 
 
 def test_read_alias_rejects_changed_stat(alias: tuple[Cache, Path, Path, str]) -> None:
     cache, _, checked, digest = alias
     st = checked.stat()
     os.utime(checked, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-    assert fastpath.read_alias(str(cache.root), digest) is None
+    assert warmpath.read_alias(str(cache.root), digest) is None
 
 
 def test_read_alias_rejects_changed_size(alias: tuple[Cache, Path, Path, str]) -> None:
@@ -289,13 +292,13 @@ def test_read_alias_rejects_changed_size(alias: tuple[Cache, Path, Path, str]) -
     st = checked.stat()
     checked.write_text("#!longer")
     os.utime(checked, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime, other size
-    assert fastpath.read_alias(str(cache.root), digest) is None
+    assert warmpath.read_alias(str(cache.root), digest) is None
 
 
 def test_read_alias_rejects_removed_stat_path(alias: tuple[Cache, Path, Path, str]) -> None:
     cache, _, checked, digest = alias
     checked.unlink()
-    assert fastpath.read_alias(str(cache.root), digest) is None
+    assert warmpath.read_alias(str(cache.root), digest) is None
 
 
 def test_read_alias_rejects_changed_variable(
@@ -303,8 +306,8 @@ def test_read_alias_rejects_changed_variable(
 ) -> None:
     cache, _, _, digest = alias
     monkeypatch.setenv("RUNNER_TEST_VAR", "two")
-    assert fastpath.read_alias(str(cache.root), digest) is None
+    assert warmpath.read_alias(str(cache.root), digest) is None
     monkeypatch.delenv("RUNNER_TEST_VAR")
-    assert fastpath.read_alias(str(cache.root), digest) is None
+    assert warmpath.read_alias(str(cache.root), digest) is None
     monkeypatch.setenv("RUNNER_TEST_VAR", "one")
-    assert fastpath.read_alias(str(cache.root), digest) is not None
+    assert warmpath.read_alias(str(cache.root), digest) is not None

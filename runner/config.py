@@ -1,0 +1,127 @@
+"""The one place runner reads its own environment variables: a settings value (stdlib only).
+
+The launcher and the CLI build it once (`Config.from_environ()`) and pass it down; the core
+takes it as an argument and never reads `RUNNER_*` variables itself. A plain class, not a
+dataclass: the launcher builds it on every warm run, and dataclasses costs ~20 ms to import.
+"""
+
+import os
+
+from runner import layout
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+MAX_DEPTH = 16
+SOFT_LEASE_SECONDS = 60.0
+DEFAULT_GRACE = 3600.0
+
+
+def _flag(environ: "Mapping[str, str]", name: str) -> bool:
+    return environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _seconds(environ: "Mapping[str, str]", name: str, default: float, *, zero: bool) -> float:
+    try:
+        value = float(environ.get(name, ""))
+    except ValueError:
+        return default
+    if not value >= 0 or value == float("inf") or (value == 0 and not zero):  # NaN too
+        return default
+    return value
+
+
+def _count(environ: "Mapping[str, str]", name: str, default: int) -> int:
+    value = environ.get(name, "")
+    return int(value) if value.isdigit() else default
+
+
+class Config:
+    """Everything runner takes from its environment variables (README lists them)."""
+
+    __slots__ = (
+        "allow_shared_cache",
+        "auto_prune",
+        "auto_prune_after",
+        "cache_root",
+        "debug_rss",
+        "depth",
+        "fastpath",
+        "hang_at",
+        "hang_file",
+        "installer",
+        "lock_lease",
+        "max_depth",
+        "offline",
+        "prune_grace",
+        "python",
+        "soft_locks",
+        "sync",
+    )
+
+    def __init__(
+        self,
+        cache_root: str,
+        *,
+        python: str | None = None,
+        installer: str | None = None,
+        offline: bool = False,
+        fastpath: bool = True,
+        depth: int = 0,
+        max_depth: int = MAX_DEPTH,
+        allow_shared_cache: bool = False,
+        soft_locks: bool = False,
+        lock_lease: float = SOFT_LEASE_SECONDS,
+        prune_grace: float = DEFAULT_GRACE,
+        auto_prune: bool = True,
+        auto_prune_after: str = "30d",
+        sync: bool = True,
+        debug_rss: bool = False,
+        hang_at: str | None = None,
+        hang_file: str | None = None,
+    ) -> None:
+        self.cache_root = cache_root  # RUNNER_CACHE_DIR, else the platform's cache folder
+        self.python = python  # RUNNER_PYTHON
+        self.installer = installer  # RUNNER_INSTALLER
+        self.offline = offline  # RUNNER_OFFLINE
+        self.fastpath = fastpath  # RUNNER_NO_FASTPATH turns the warm path off
+        self.depth = depth  # RUNNER_DEPTH: how many runner launches enclose this process
+        self.max_depth = max_depth  # RUNNER_MAX_DEPTH
+        self.allow_shared_cache = allow_shared_cache  # RUNNER_ALLOW_SHARED_CACHE
+        self.soft_locks = soft_locks  # RUNNER_LOCK=soft
+        self.lock_lease = lock_lease  # RUNNER_LOCK_LEASE (seconds)
+        self.prune_grace = prune_grace  # RUNNER_PRUNE_GRACE (seconds)
+        self.auto_prune = auto_prune  # RUNNER_NO_AUTO_PRUNE turns it off
+        self.auto_prune_after = auto_prune_after  # RUNNER_AUTO_PRUNE_AFTER
+        self.sync = sync  # RUNNER_NO_SYNC: builds are not flushed to disk (tests)
+        self.debug_rss = debug_rss  # RUNNER_DEBUG_RSS: report the launcher's peak memory
+        self.hang_at = hang_at  # RUNNER_TEST_HANG_AT: crash tests stop a build there
+        self.hang_file = hang_file  # RUNNER_TEST_HANG_FILE
+
+    @classmethod
+    def from_environ(cls, environ: "Mapping[str, str] | None" = None) -> "Config":
+        env = os.environ if environ is None else environ
+        return cls(
+            layout.default_cache_root(env),
+            python=env.get("RUNNER_PYTHON", "").strip() or None,
+            installer=env.get("RUNNER_INSTALLER", "").strip() or None,
+            offline=_flag(env, "RUNNER_OFFLINE"),
+            fastpath=not env.get("RUNNER_NO_FASTPATH"),
+            depth=_count(env, "RUNNER_DEPTH", 0),
+            max_depth=_count(env, "RUNNER_MAX_DEPTH", MAX_DEPTH),
+            allow_shared_cache=bool(env.get("RUNNER_ALLOW_SHARED_CACHE")),
+            soft_locks=env.get("RUNNER_LOCK") == "soft",
+            lock_lease=_seconds(env, "RUNNER_LOCK_LEASE", SOFT_LEASE_SECONDS, zero=False),
+            prune_grace=_seconds(env, "RUNNER_PRUNE_GRACE", DEFAULT_GRACE, zero=True),
+            auto_prune=env.get("RUNNER_NO_AUTO_PRUNE", "") in ("", "0"),
+            auto_prune_after=env.get("RUNNER_AUTO_PRUNE_AFTER") or "30d",
+            sync=not env.get("RUNNER_NO_SYNC"),
+            debug_rss=bool(env.get("RUNNER_DEBUG_RSS")),
+            hang_at=env.get("RUNNER_TEST_HANG_AT") or None,
+            hang_file=env.get("RUNNER_TEST_HANG_FILE") or None,
+        )
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Config({fields})"

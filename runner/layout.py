@@ -1,0 +1,91 @@
+"""The cache layout and the names runner gives files: one place for both (stdlib only).
+
+CACHEDIR.TAG            marks the tree as a cache for backup tools
+envs/<key>              pointer (symlink, or a small file) to a published store dir
+store/<key>-<token>/    an immutable environment, runner-env.json manifest inside
+locks/<key>.lock        build lock (never deleted: that would break mutual exclusion)
+locks/alias-<digest>.lock  serializes cold starts of one script (launcher waiters)
+scripts/<digest>        warm-path alias: selection digest -> store dir
+interpreters/           cached interpreter probes
+logs/                   installer output of builds
+"""
+
+import os
+import sys
+
+TYPE_CHECKING = False  # typing's own import costs the warm path more than it is worth
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+MANIFEST_NAME = "runner-env.json"
+LEASE_NAME = "runner-lease"
+CACHEDIR_TAG_NAME = "CACHEDIR.TAG"
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by runner.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+SUBDIRS = ("envs", "store", "locks", "scripts", "interpreters", "logs")
+# An environment key is 32 lowercase hex characters; a store directory adds a 12-character
+# random hex token: `store/<key>-<token>`.
+KEY_LENGTH = 32
+TOKEN_LENGTH = 12
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in _HEX for c in text)
+
+
+def is_key(name: str) -> bool:
+    return _is_hex(name, KEY_LENGTH)
+
+
+def store_key(name: str) -> str | None:
+    """The key of a store directory name `<key>-<token>`, or None for any other name."""
+    key, dash, token = name.partition("-")
+    if dash and is_key(key) and _is_hex(token, TOKEN_LENGTH):
+        return key
+    return None
+
+
+def is_digest(name: str) -> bool:
+    """An alias name: a full sha256 in hex."""
+    return _is_hex(name, 64)
+
+
+def default_cache_root(environ: "Mapping[str, str]") -> str:
+    """The cache root: RUNNER_CACHE_DIR, else the platform's user cache directory."""
+    explicit = environ.get("RUNNER_CACHE_DIR")
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    if sys.platform == "win32":
+        base = environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+        return os.path.join(base, "runner", "Cache")
+    if sys.platform == "darwin":
+        return os.path.expanduser("~/Library/Caches/runner")
+    xdg = environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "runner")
+    return os.path.expanduser("~/.cache/runner")
+
+
+def env_python(env_dir: str) -> str:
+    """The interpreter of an environment."""
+    if sys.platform == "win32":
+        return os.path.join(env_dir, "Scripts", "python.exe")
+    return os.path.join(env_dir, "bin", "python")
+
+
+def lock_path_for(script: str) -> str:
+    """The PEP 751 lock file that belongs to a script: `pylock.<name>.toml` beside it.
+
+    <name> is the file name without a trailing `.py`, with any other dots turned into `-`
+    (PEP 751 names cannot contain dots): `tool.py` -> `pylock.tool.toml`,
+    `my.tool.py` -> `pylock.my-tool.toml`, `tool` -> `pylock.tool.toml`.
+    """
+    directory, name = os.path.split(script)
+    if name.endswith(".py"):
+        name = name[:-3]
+    name = name.replace(".", "-") or "script"
+    return os.path.join(directory, f"pylock.{name}.toml")
