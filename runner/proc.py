@@ -40,8 +40,14 @@ def run(
 
     With `timeout` (seconds), a command still running then is killed (`timed_out`).
     """
+    try:
+        os.getcwd()
+        cwd = None
+    except FileNotFoundError:
+        cwd = "/"  # the caller's directory was deleted: pip and uv cannot start in it
     proc = subprocess.Popen(
         list(cmd),
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

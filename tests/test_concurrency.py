@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,66 @@ def test_waiting_process_says_it_waits(
     out, err = waiter.communicate(timeout=120)
     assert waiter.returncode == 0, err
     assert out.strip() == "ok"
+
+
+def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
+    """One line of the process's stderr, or fail after `timeout` seconds."""
+    import select
+
+    assert proc.stderr is not None
+    ready, _, _ = select.select([proc.stderr], [], [], timeout)
+    assert ready, f"no output within {timeout} s"
+    return proc.stderr.readline()
+
+
+def test_only_one_of_a_burst_runs_the_cold_path(
+    tmp_path: Path, offline_wheels: Path, cache_dir: Path
+) -> None:
+    """Copies that miss queue before importing anything heavy; one imports the core and
+    builds, the others take the warm path to what it published."""
+    script = write_script(
+        tmp_path / "s.py", "import alpha\nprint('ok', alpha.VERSION)\n", ["alpha"]
+    )
+    n = 12
+    procs = start_at_barrier(
+        tmp_path, [[sys.executable, "-X", "importtime", RUNNER, "run", str(script)]] * n
+    )
+    results = finish(procs)
+    assert [(code, out) for code, out, _ in results] == [(0, "ok 1.0\n")] * n, results
+    cold = [err for _, _, err in results if "| runner.api" in err]
+    assert len(cold) == 1, [err.count("runner.api") for _, _, err in results]
+    assert len(published(cache_dir)) == 1
+
+
+def test_a_failed_build_fails_its_queued_copies_at_once(tmp_path: Path, cache_dir: Path) -> None:
+    """The copies queued behind a failing build fail with its message right after it,
+    without each running the installer again."""
+    wheels = tmp_path / "wheels"
+    from tests.wheels import make_wheel
+
+    make_wheel(wheels, "beta", "1.0", requires=["alpha>=1.0"])  # alpha is missing
+    script = write_script(tmp_path / "s.py", "import beta\n", ["beta"])
+    with serve_index(wheels, delay=2.0) as (url, requests):
+        args = [RUNNER, "run", "--index-url", url, str(script)]
+        holder = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not any(r.startswith("/files/") for r in requests):  # it is installing
+            assert holder.poll() is None and time.monotonic() < deadline, "no download"
+            time.sleep(0.02)
+        waiters = [
+            subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        for waiter in waiters:
+            line = _readline(waiter, 60)
+            assert "waiting for another build of this environment" in line
+            assert f"pid {holder.pid}" in line
+        _, holder_err = holder.communicate(timeout=120)
+        outcomes = [w.communicate(timeout=60) for w in waiters]
+    assert holder.returncode == 104, holder_err
+    error_line = next(line for line in holder_err.splitlines() if "runner: error:" in line)
+    for waiter, (_, err) in zip(waiters, outcomes, strict=True):
+        assert waiter.returncode == 104, err
+        assert error_line in err
+        assert "building an environment" not in err
+    assert len(list((cache_dir / "logs").glob("*.log"))) == 1  # one installer run in all

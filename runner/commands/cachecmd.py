@@ -66,7 +66,10 @@ def _cache() -> Any:
     from runner.cache import Cache
     from runner.cliopts import config
 
-    return Cache(config=config())
+    cache = Cache(config=config())
+    if cache.root.exists():
+        cache.check_ownership()  # the trust rule: never list, prune or run another's cache
+    return cache
 
 
 def _key_for(script: str) -> str | None:
