@@ -6,8 +6,7 @@ dataclass: the launcher builds it on every warm run, and dataclasses costs ~20 m
 """
 
 import os
-
-from runner import layout
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,6 +34,22 @@ def _seconds(environ: "Mapping[str, str]", name: str, default: float, *, zero: b
 def _count(environ: "Mapping[str, str]", name: str, default: int) -> int:
     value = environ.get(name, "")
     return int(value) if value.isdigit() else default
+
+
+def default_cache_root(environ: "Mapping[str, str]") -> str:
+    """The cache root: RUNNER_CACHE_DIR, else the platform's user cache directory."""
+    explicit = environ.get("RUNNER_CACHE_DIR")
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    if sys.platform == "win32":
+        base = environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+        return os.path.join(base, "runner", "Cache")
+    if sys.platform == "darwin":
+        return os.path.expanduser("~/Library/Caches/runner")
+    xdg = environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "runner")
+    return os.path.expanduser("~/.cache/runner")
 
 
 class Config:
@@ -103,7 +118,7 @@ class Config:
     def from_environ(cls, environ: "Mapping[str, str] | None" = None) -> "Config":
         env = os.environ if environ is None else environ
         return cls(
-            layout.default_cache_root(env),
+            default_cache_root(env),
             python=env.get("RUNNER_PYTHON", "").strip() or None,
             installer=env.get("RUNNER_INSTALLER", "").strip() or None,
             offline=_flag(env, "RUNNER_OFFLINE"),

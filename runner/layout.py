@@ -13,10 +13,6 @@ logs/                   installer output of builds
 import os
 import sys
 
-TYPE_CHECKING = False  # typing's own import costs the warm path more than it is worth
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
 MANIFEST_NAME = "runner-env.json"
 LEASE_NAME = "runner-lease"
 CACHEDIR_TAG_NAME = "CACHEDIR.TAG"
@@ -52,22 +48,6 @@ def store_key(name: str) -> str | None:
 def is_digest(name: str) -> bool:
     """An alias name: a full sha256 in hex."""
     return _is_hex(name, 64)
-
-
-def default_cache_root(environ: "Mapping[str, str]") -> str:
-    """The cache root: RUNNER_CACHE_DIR, else the platform's user cache directory."""
-    explicit = environ.get("RUNNER_CACHE_DIR")
-    if explicit:
-        return os.path.abspath(os.path.expanduser(explicit))
-    if sys.platform == "win32":
-        base = environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
-        return os.path.join(base, "runner", "Cache")
-    if sys.platform == "darwin":
-        return os.path.expanduser("~/Library/Caches/runner")
-    xdg = environ.get("XDG_CACHE_HOME")
-    if xdg and os.path.isabs(xdg):
-        return os.path.join(xdg, "runner")
-    return os.path.expanduser("~/.cache/runner")
 
 
 def env_python(env_dir: str) -> str:

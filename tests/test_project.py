@@ -24,3 +24,16 @@ def test_readme_install_command_runs_an_example() -> None:
     assert len(install) == 1
     example = install[0].split("runner run ", 1)[1].split()[0]
     assert (ROOT / example).is_file()
+
+
+def test_only_the_settings_value_reads_runner_variables() -> None:
+    """RUNNER_* variables are read once, into runner.config.Config; the rest takes it."""
+    offenders = []
+    for path in sorted((ROOT / "runner").rglob("*.py")):
+        if path.name == "config.py":
+            continue
+        text = path.read_text()
+        for needle in ('environ.get("RUNNER_', 'environ["RUNNER_', 'getenv("RUNNER_'):
+            if needle in text:
+                offenders.append(f"{path.relative_to(ROOT)}: {needle}")
+    assert offenders == []

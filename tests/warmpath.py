@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from runner import alias, launcher, layout, options
+from runner import alias, config, launcher, options
 from runner.blocks import block_content, find_blocks, script_block, split_lines
 from runner.layout import LEASE_NAME, MANIFEST_NAME, env_python, lock_path_for
 
@@ -30,7 +30,7 @@ canonical_option = options.canonical
 
 
 def default_cache_root() -> str:
-    return layout.default_cache_root(os.environ)
+    return config.default_cache_root(os.environ)
 
 
 def read_alias(root: str, digest: str) -> str | None:
