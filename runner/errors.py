@@ -12,6 +12,7 @@ EXIT_INSTALL = 104
 EXIT_NETWORK = 105
 EXIT_CACHE = 106
 EXIT_LOCKFILE = 107
+EXIT_HASH = 108
 
 
 class RunnerError(Exception):
@@ -85,3 +86,9 @@ def format_error(exc: RunnerError) -> str:
     if exc.hint:
         lines.append(f"runner: hint: {exc.hint}")
     return "\n".join(lines) + "\n"
+
+
+class HashMismatchError(RunnerError):
+    """A script's content differs from the sha256 it was pinned to (--sha256)."""
+
+    exit_code = EXIT_HASH
