@@ -160,6 +160,8 @@ class Selection:
     # for the warm path to reuse this choice without asking again.
     stat_checks: tuple[str, ...]
     var_checks: tuple[str, ...] = ()
+    # Why this interpreter, for `runner show`.
+    reason: str = ""
 
 
 # --------------------------------------------------------------------------- probing
@@ -508,7 +510,7 @@ def select(
         interpreter = probe(os.path.abspath(os.path.expanduser(choice)), cache_root)
         _check_explicit(interpreter, spec, wants, source)
         checks = tuple(dict.fromkeys([interpreter.path, interpreter.real_path]))
-        return Selection(interpreter=interpreter, stat_checks=checks)
+        return Selection(interpreter=interpreter, stat_checks=checks, reason=source)
 
     if choice is not None:
         wanted = _explicit_spec(choice)
@@ -522,7 +524,12 @@ def select(
             interpreter = probe(command, cache_root)
             _check_explicit(interpreter, spec, wants, source)
             checks = tuple(dict.fromkeys([interpreter.path, interpreter.real_path]))
-            return Selection(interpreter=interpreter, stat_checks=checks, var_checks=("PATH",))
+            return Selection(
+                interpreter=interpreter,
+                stat_checks=checks,
+                var_checks=("PATH",),
+                reason=f"{source} (found on PATH)",
+            )
         discovery = discover(cache_root)
         chosen = best(discovery.interpreters, wanted & spec if spec is not None else wanted)
         if chosen is None:
@@ -549,6 +556,8 @@ def select(
             interpreter=chosen,
             stat_checks=_dir_checks(discovery, chosen),
             var_checks=DISCOVERY_VARS,
+            reason=f"the newest installed Python matching {source}"
+            + (f" and requires-python {requires_python}" if spec is not None else ""),
         )
 
     if spec is None:
@@ -556,7 +565,11 @@ def select(
         if not interpreter.supported:
             raise _unsupported(interpreter, "runner's own interpreter")
         checks = tuple(dict.fromkeys([interpreter.path, interpreter.real_path]))
-        return Selection(interpreter=interpreter, stat_checks=checks)
+        return Selection(
+            interpreter=interpreter,
+            stat_checks=checks,
+            reason="runner's own Python (the script declares no requires-python)",
+        )
 
     discovery = discover(cache_root)
     chosen = best(discovery.interpreters, spec)
@@ -569,7 +582,10 @@ def select(
             details=_listing(discovery),
         )
     return Selection(
-        interpreter=chosen, stat_checks=_dir_checks(discovery, chosen), var_checks=DISCOVERY_VARS
+        interpreter=chosen,
+        stat_checks=_dir_checks(discovery, chosen),
+        var_checks=DISCOVERY_VARS,
+        reason=f"the newest installed Python satisfying requires-python {requires_python}",
     )
 
 

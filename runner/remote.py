@@ -103,7 +103,7 @@ def url_name(url: str) -> str:
     return "".join(c for c in name if c.isalnum() or c in "._-").lstrip(".")
 
 
-def _sha256(data: bytes) -> str:
+def sha256_of(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
@@ -146,7 +146,7 @@ def copy_path(cache_root: str, digest: str) -> str:
 
 
 def record_path(cache_root: str, url: str) -> str:
-    name = _sha256(public_url(url).encode("utf-8", "surrogateescape"))
+    name = sha256_of(public_url(url).encode("utf-8", "surrogateescape"))
     return os.path.join(cache_root, URL_DIR, f"{name}.url")
 
 
@@ -227,7 +227,7 @@ def _use(path: str) -> bool:
 def _hash_of(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
-            return _sha256(f.read())
+            return sha256_of(f.read())
     except OSError:
         return None
 
@@ -306,7 +306,7 @@ def resolve(
         etag = etag or record.etag
         last_modified = last_modified or record.last_modified
     else:
-        digest = _sha256(data)
+        digest = sha256_of(data)
     if expected is not None and digest != expected:
         raise _mismatch(shown, expected, digest)
     if data is not None:
@@ -360,8 +360,11 @@ def _mismatch(
     )
 
 
-def check_remote_metadata(data: bytes, shown: str) -> None:
-    """Refuse what cannot work from a URL: a relative find-links has no directory to be in."""
+def check_remote_metadata(
+    data: bytes, shown: str, *, what: str = "a script downloaded from a URL"
+) -> None:
+    """Refuse what cannot work from a URL (or in a stored copy): a relative find-links has
+    no directory to be relative to."""
     from runner.metadata import decode_source, parse
     from runner.settings import script_settings
 
@@ -371,9 +374,9 @@ def check_remote_metadata(data: bytes, shown: str) -> None:
     if relative:
         raise MetadataError(
             f"{shown}: [tool.runner] find-links {relative[0]!r} is a relative path, which "
-            "means nothing for a script downloaded from a URL",
-            hint="Give find-links as a URL or an absolute path in the script, or download "
-            "the script together with its wheels and run the local file.",
+            f"means nothing for {what}",
+            hint="Give find-links as a URL or an absolute path in the script, or keep the "
+            "script beside its wheels and run the local file.",
         )
 
 

@@ -1,0 +1,263 @@
+"""Scripts as commands: install, uninstall, list, and show (what runner would run, and how)."""
+
+# No `from __future__ import annotations`: typer evaluates the commands' annotations, and
+# the option types are imported from runner.cli inside register(), not at module level.
+
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from runner.errors import ScriptError
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _script_for(arg: str, **fetch: Any) -> tuple[str, str | None, str | None]:
+    """(local path, source URL, installed command name) for a file, URL or command name."""
+    from runner import installs, remote
+    from runner.cache import Cache
+
+    if remote.is_url(arg):
+        return remote.resolve(arg, **fetch), remote.public_url(arg), None
+    if not os.path.exists(arg) and os.sep not in arg:
+        found = installs.read(Cache().root, arg)
+        if found is not None:
+            source = found.source if remote.is_url(found.source) else None
+            return found.script, source, found.name
+    return remote.resolve(arg, sha256=fetch.get("sha256")), None, None
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the top-level app."""
+    from runner.cli import (
+        ExcludeNewerOpt,
+        ExtraIndexOpt,
+        FindLinksOpt,
+        IndexUrlOpt,
+        InsecureHttpOpt,
+        InstallerOpt,
+        LockedOpt,
+        NoIndexOpt,
+        OfflineOpt,
+        PythonOpt,
+        QuietOpt,
+        Sha256Opt,
+        VerboseOpt,
+        WithOpt,
+        run_options,
+    )
+
+    @app.command()
+    def install(
+        script: Annotated[str, typer.Argument(metavar="SCRIPT|URL", help="The script to install.")],
+        name: Annotated[
+            str | None,
+            typer.Option("--name", "-n", help="Command name (default: the file name's stem)."),
+        ] = None,
+        force: Annotated[
+            bool,
+            typer.Option("--force", "-f", help="Replace the command (a URL is fetched again)."),
+        ] = False,
+        sha256: Sha256Opt = None,
+        allow_insecure_http: InsecureHttpOpt = False,
+        python: PythonOpt = None,
+        with_: WithOpt = None,
+        index_url: IndexUrlOpt = None,
+        extra_index_url: ExtraIndexOpt = None,
+        find_links: FindLinksOpt = None,
+        no_index: NoIndexOpt = False,
+        exclude_newer: ExcludeNewerOpt = None,
+        locked: LockedOpt = False,
+        offline: OfflineOpt = False,
+        installer: InstallerOpt = None,
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        """Install a script (a file or URL) as a command in ~/.local/bin (RUNNER_BIN_DIR)."""
+        from runner import installs
+        from runner.report import Reporter
+
+        options = run_options(
+            python=python,
+            with_=with_,
+            index_url=index_url,
+            extra_index_url=extra_index_url,
+            find_links=find_links,
+            no_index=no_index,
+            exclude_newer=exclude_newer,
+            locked=locked,
+            offline=offline,
+            installer=installer,
+        )
+        reporter = Reporter(quiet=quiet, verbose=verbose)
+        record = installs.install(
+            script,
+            options,
+            reporter,
+            name=name,
+            sha256=sha256,
+            allow_insecure_http=allow_insecure_http,
+            force=force,
+        )
+        reporter.info(f"installed {record.name} -> {record.launcher} (sha256 {record.sha256})")
+        directory = os.path.dirname(record.launcher)
+        if not installs.on_path(installs.bin_dir()) and os.path.realpath(directory) == (
+            os.path.realpath(installs.bin_dir())
+        ):
+            reporter.warn(
+                f'{directory} is not on PATH: add it (e.g. export PATH="{directory}:$PATH" '
+                f"in your shell's profile) or run {record.launcher} by its path"
+            )
+
+    @app.command()
+    def uninstall(
+        names: Annotated[list[str], typer.Argument(metavar="NAME...", help="Installed commands.")],
+    ) -> None:
+        """Remove installed commands (their launchers and stored scripts)."""
+        from runner import installs
+        from runner.cache import Cache
+
+        root = Cache().root
+        missing = []
+        for name in names:
+            launcher_gone, copy_gone, foreign = installs.remove(root, name)
+            if foreign:
+                sys.stderr.write(f"runner: left {foreign} alone: runner did not write it\n")
+            if launcher_gone or copy_gone:
+                sys.stderr.write(f"runner: uninstalled {name}\n")
+            elif not foreign:
+                missing.append(name)
+        if missing:
+            raise ScriptError(
+                f"no installed command named {', '.join(missing)}",
+                hint="`runner list` shows the installed commands.",
+            )
+
+    @app.command("list")
+    def list_cmd(json_: JsonOpt = False) -> None:
+        """List installed commands: source, sha256, environment."""
+        from runner import api, installs
+        from runner.cache import Cache
+        from runner.errors import RunnerError
+
+        cache = Cache()
+        rows: list[dict[str, Any]] = []
+        for record in installs.list_installed(cache.root):
+            row: dict[str, Any] = dict(record.to_json())
+            row["launcher_present"] = installs.is_ours(installs.Path(record.launcher))
+            try:
+                options = _options_from_args(record.run_args)
+                prepared = api.prepare(api.load_script(record.script), options, cache)
+                env = cache.lookup(prepared.spec.key)
+                row["environment"] = {
+                    "key": prepared.spec.key,
+                    "path": str(env) if env else None,
+                    "exists": env is not None,
+                }
+            except RunnerError as exc:
+                row["environment"] = {"error": exc.message}
+            rows.append(row)
+        if json_:
+            print(json.dumps(rows, indent=2))
+            return
+        if not rows:
+            sys.stderr.write("runner: no commands installed (`runner install SCRIPT|URL`)\n")
+            return
+        for row in rows:
+            env = row["environment"]
+            if "error" in env:
+                env_text = f"error: {env['error']}"
+            else:
+                env_text = f"{env['key']} ({'built' if env['exists'] else 'not built'})"
+            launcher = row["launcher"] + ("" if row["launcher_present"] else " (missing)")
+            print(f"{row['name']}\n  source       {row['source']}")
+            print(f"  sha256       {row['sha256']}\n  launcher     {launcher}")
+            print(f"  environment  {env_text}")
+
+    @app.command()
+    def show(
+        script: Annotated[
+            str, typer.Argument(metavar="SCRIPT|URL|NAME", help="A file, URL or installed command.")
+        ],
+        build: Annotated[
+            bool, typer.Option("--build", help="Build the environment if it does not exist.")
+        ] = False,
+        json_: JsonOpt = False,
+        sha256: Sha256Opt = None,
+        allow_insecure_http: InsecureHttpOpt = False,
+        python: PythonOpt = None,
+        with_: WithOpt = None,
+        index_url: IndexUrlOpt = None,
+        extra_index_url: ExtraIndexOpt = None,
+        find_links: FindLinksOpt = None,
+        no_index: NoIndexOpt = False,
+        exclude_newer: ExcludeNewerOpt = None,
+        offline: OfflineOpt = False,
+        installer: InstallerOpt = None,
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        """Show how a script would run: block, interpreter, environment, lock, packages."""
+        from runner import api, describe
+        from runner.cache import Cache
+        from runner.report import Reporter
+
+        path, source, command = _script_for(
+            script, sha256=sha256, allow_insecure_http=allow_insecure_http, offline=offline
+        )
+        options = run_options(
+            python=python,
+            with_=with_,
+            index_url=index_url,
+            extra_index_url=extra_index_url,
+            find_links=find_links,
+            no_index=no_index,
+            exclude_newer=exclude_newer,
+            offline=offline,
+            installer=installer,
+        )
+        if command is not None:
+            from runner import installs
+
+            record = installs.read(Cache().root, command)
+            if record is not None and not any(
+                (python, with_, index_url, extra_index_url, find_links, no_index, exclude_newer)
+            ):
+                options = _options_from_args(record.run_args)
+        cache = Cache()
+        loaded = api.load_script(path)
+        if build:
+            api.environment_for(loaded, options, cache, Reporter(quiet=quiet, verbose=verbose))
+        info = describe.describe(loaded, options, cache, source=source, command=command)
+        if json_:
+            print(json.dumps(info, indent=2))
+        else:
+            sys.stdout.write(describe.render(info))
+
+
+def _options_from_args(args: tuple[str, ...]) -> Any:
+    """The RunOptions an installed command's launcher passes (the inverse of launcher_args)."""
+    from runner.cli import run_options
+
+    values: dict[str, Any] = {"with_": [], "extra_index_url": [], "find_links": []}
+    single = {"--python": "python", "--index-url": "index_url", "--exclude-newer": "exclude_newer"}
+    single["--installer"] = "installer"
+    many = {"--with": "with_", "--extra-index-url": "extra_index_url"}
+    many["--find-links"] = "find_links"
+    flags = {"--no-index": "no_index", "--locked": "locked"}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in flags:
+            values[flags[arg]] = True
+        elif arg in single and i + 1 < len(args):
+            values[single[arg]] = args[i + 1]
+            i += 1
+        elif arg in many and i + 1 < len(args):
+            values[many[arg]].append(args[i + 1])
+            i += 1
+        i += 1
+    return run_options(**values)
