@@ -6,6 +6,7 @@
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -147,7 +148,7 @@ def register(app: typer.Typer) -> None:
         rows: list[dict[str, Any]] = []
         for record in installs.list_installed(cache.root):
             row: dict[str, Any] = dict(record.to_json())
-            row["launcher_present"] = installs.is_ours(installs.Path(record.launcher))
+            row["launcher_present"] = installs.is_ours(Path(record.launcher))
             try:
                 options = _options_from_args(record.run_args)
                 prepared = api.prepare(api.load_script(record.script), options, cache)
