@@ -8,9 +8,10 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from runner.errors import RunnerError, ScriptError, UsageError
 from runner.fsutil import write_temp
@@ -88,6 +89,19 @@ def create_new(path: str, data: bytes, *, executable: bool) -> None:
 
 # --------------------------------------------------------------------------- commands
 
+# For systems whose `env` has no -S (coreutils before 8.30): `sh` runs line 2, an `exec` of
+# runner on this file; Python reads line 2 as a string and runs the rest itself.
+PORTABLE_HEADER = "#!/bin/sh\n''''exec runner run \"$0\" \"$@\" # '''\n"
+
+
+class _InitCommand(TyperCommand):
+    """`--shebang` alone means the `env -S` form; `--shebang=portable` the sh form."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        cut = args.index("--") if "--" in args else len(args)
+        args = ["--shebang=env" if a == "--shebang" else a for a in args[:cut]] + args[cut:]
+        return super().parse_args(ctx, args)
+
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
@@ -108,7 +122,7 @@ def register(app: typer.Typer) -> None:
         run_options,
     )
 
-    @app.command()
+    @app.command(cls=_InitCommand)
     def init(
         script: PathArg,
         python: Annotated[
@@ -121,17 +135,29 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option("--dep", "-d", help="A dependency (repeatable).")
         ] = None,
         shebang: Annotated[
-            bool,
+            str | None,
             typer.Option(
-                "--shebang", help="Make it an executable command (#!/usr/bin/env -S runner run)."
+                "--shebang",
+                metavar="[=portable]",
+                help="Make it an executable command: #!/usr/bin/env -S runner run, or with "
+                "=portable a #!/bin/sh header that needs no `env -S`.",
             ),
-        ] = False,
+        ] = None,
     ) -> None:
         """Create a new script with a metadata block; never overwrites a file."""
         from runner.edit import new_script
 
-        data = new_script(requires_python=python, dependencies=list(dep or []), shebang=shebang)
-        create_new(script, data, executable=shebang)
+        if shebang not in (None, "env", "portable"):
+            raise UsageError(
+                f"--shebang={shebang}: unknown form",
+                hint="Use --shebang (#!/usr/bin/env -S runner run) or --shebang=portable.",
+            )
+        data = new_script(
+            requires_python=python, dependencies=list(dep or []), shebang=shebang == "env"
+        )
+        if shebang == "portable":
+            data = PORTABLE_HEADER.encode("ascii") + data
+        create_new(script, data, executable=shebang is not None)
         sys.stderr.write(f"runner: created {script}\n")
 
     @app.command()
