@@ -8,6 +8,6 @@ import sys
 if not sys.flags.safe_path and sys.path and sys.path[0] in ("", os.getcwd()):
     del sys.path[0]
 
-from runner.launcher import main  # noqa: E402  # after the sys.path fix, on purpose
+from runner.launcher import main  # after the sys.path fix, on purpose
 
 raise SystemExit(main())
