@@ -433,8 +433,10 @@ def _download(
                 raise _too_large(shown)
             chunks: list[bytes] = []
             deadline = time.monotonic() + max(settings.timeout * 10, 60.0)
+            # read1 returns what has arrived, so a stall is seen after the bytes before it.
+            read = getattr(response, "read1", response.read)
             while True:
-                chunk = response.read(CHUNK)
+                chunk = read(CHUNK)
                 if not chunk:
                     break
                 received += len(chunk)
@@ -558,6 +560,11 @@ def _unreachable(shown: str, reason: object) -> NetworkError:
         "Check the address and your connection; proxies come from https_proxy/no_proxy. "
         "A copy downloaded before runs with --offline."
     )
+    if isinstance(reason, TimeoutError) or "timed out" in text:
+        hint = (
+            "The server did not answer in time; try again, or allow more seconds per step "
+            "with RUNNER_URL_TIMEOUT. A copy downloaded before runs with --offline."
+        )
     if isinstance(reason, ssl.SSLError) or "CERTIFICATE" in text.upper():
         hint = (
             "The server's certificate could not be verified. If your network uses its own "
