@@ -477,6 +477,8 @@ def prune(
     sweep.sweep_debris(scan, grace)
     sweep.sweep_old_files(cache.logs, older_than, "log")
     sweep.sweep_old_files(cache.root / "stdin", older_than, "stdin script")
+    # Downloaded scripts and their URL records; installed commands' copies (installed/) stay.
+    sweep.sweep_old_files(cache.root / "urls", older_than, "downloaded script")
     for env_dir in scan.store_dirs:
         if sweep.out_of_time():
             break

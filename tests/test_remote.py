@@ -4,6 +4,7 @@ failures half-way, credentials; against a local HTTP server (tests/scriptserver.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import threading
 import urllib.request
 from pathlib import Path
@@ -243,3 +244,22 @@ def test_url_names_and_public_urls() -> None:
     assert remote.url_name("https://h/") == ""
     assert remote.public_url("https://u:p@h:8443/x.py") == "https://h:8443/x.py"
     assert remote.is_url("HTTPS://h/x.py") and not remote.is_url("./https.py")
+
+
+def test_prune_removes_unused_downloads_but_not_installed_commands(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNNER_BIN_DIR", str(tmp_path / "bin"))
+    with serve_scripts({"/tool.py": Route(TOOL)}) as srv:
+        url = srv.url("/tool.py")
+        assert run_runner("run", "--allow-insecure-http", url).returncode == 0
+        assert run_runner("install", "--allow-insecure-http", url).returncode == 0
+    assert len(stored_files(cache_dir)) == 2  # the copy and the URL's record
+    r = run_runner("cache", "prune", "--older-than", "0s")
+    assert r.returncode == 0, r.stderr
+    assert stored_files(cache_dir) == []
+    assert (cache_dir / "installed" / "tool" / "tool.py").read_bytes() == TOOL
+    out = subprocess.run(
+        [str(tmp_path / "bin" / "tool"), "z"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and out.stdout.startswith("tool v1"), out.stderr
