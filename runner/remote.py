@@ -43,16 +43,16 @@ CHUNK = 64 * 1024
 class UrlSettings(NamedTuple):
     ttl: float
     timeout: float
-    cafile: str | None
+    cafiles: tuple[str, ...]
 
 
 def url_settings() -> UrlSettings:
     """The environment variables that shape downloads (read here only, once per call).
 
     RUNNER_URL_TTL: seconds a download stays fresh (default 300). RUNNER_URL_TIMEOUT: seconds
-    per network operation (30). Certificates: SSL_CERT_FILE / SSL_CERT_DIR (read by OpenSSL
-    itself), else REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE. Proxies: http_proxy, https_proxy,
-    no_proxy (read by urllib).
+    per network operation (30). Certificates: the system's, SSL_CERT_FILE / SSL_CERT_DIR (read
+    by OpenSSL itself), and in addition REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE. Proxies:
+    http_proxy, https_proxy, no_proxy (read by urllib).
     """
 
     def seconds(name: str, default: float) -> float:
@@ -70,13 +70,11 @@ def url_settings() -> UrlSettings:
             )
         return number
 
-    cafile = None
-    if not os.environ.get("SSL_CERT_FILE"):
-        cafile = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+    bundles = (os.environ.get("REQUESTS_CA_BUNDLE", ""), os.environ.get("CURL_CA_BUNDLE", ""))
     return UrlSettings(
         ttl=seconds("RUNNER_URL_TTL", DEFAULT_TTL),
         timeout=seconds("RUNNER_URL_TIMEOUT", DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT,
-        cafile=cafile,
+        cafiles=tuple(dict.fromkeys(b for b in bundles if b)),
     )
 
 
@@ -418,7 +416,15 @@ def _download(
             request.add_header("If-None-Match", etag)
         if last_modified:
             request.add_header("If-Modified-Since", last_modified)
-    context = ssl.create_default_context(cafile=settings.cafile)
+    context = ssl.create_default_context()
+    for bundle in settings.cafiles:
+        try:
+            context.load_verify_locations(cafile=bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise NetworkError(
+                f"cannot read the certificate bundle {bundle}: {_reason(exc)}",
+                hint="Fix or unset REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE.",
+            ) from None
     opener = urllib.request.build_opener(
         urllib.request.HTTPSHandler(context=context),
         _redirect_handler(allow_insecure_http, request),

@@ -7,10 +7,12 @@ import base64
 import contextlib
 import hashlib
 import http.server
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -35,9 +37,10 @@ class ScriptServer:
     routes: dict[str, Route] = field(default_factory=dict)
     log: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     port: int = 0
+    scheme: str = "http"
 
     def url(self, path: str, host: str = "127.0.0.1", userinfo: str = "") -> str:
-        return f"http://{userinfo}{host}:{self.port}{path}"
+        return f"{self.scheme}://{userinfo}{host}:{self.port}{path}"
 
     def hits(self, path: str) -> int:
         return sum(1 for p, _ in self.log if p == path)
@@ -119,11 +122,19 @@ def _handler(server: ScriptServer) -> type[http.server.BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve_scripts(routes: dict[str, Route] | None = None) -> Iterator[ScriptServer]:
+def serve_scripts(
+    routes: dict[str, Route] | None = None, *, tls: tuple[Path, Path] | None = None
+) -> Iterator[ScriptServer]:
+    """Serve `routes`; with `tls` (certificate, key) over https."""
     state = ScriptServer(routes=dict(routes or {}))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
     state.port = httpd.server_address[1]
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        state.scheme = "https"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -135,3 +146,25 @@ def serve_scripts(routes: dict[str, Route] | None = None) -> Iterator[ScriptServ
         httpd.shutdown()
         httpd.server_close()
         thread.join(10)
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path] | None:
+    """A self-signed certificate for 127.0.0.1 (openssl's command line); None without it."""
+    import shutil
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key

@@ -14,7 +14,7 @@ import pytest
 from runner import remote
 from runner.errors import UsageError
 from tests.conftest import run_runner
-from tests.scriptserver import Route, serve_scripts
+from tests.scriptserver import Route, make_certificate, serve_scripts
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -263,3 +263,34 @@ def test_prune_removes_unused_downloads_but_not_installed_commands(
         [str(tmp_path / "bin" / "tool"), "z"], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0 and out.stdout.startswith("tool v1"), out.stderr
+
+
+def test_https_verifies_the_certificate_with_the_usual_variables(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    tls = make_certificate(tmp_path)
+    if tls is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    with serve_scripts(
+        {"/tool.py": Route(TOOL), "/down": Route(redirect="http://127.0.0.1:9/x")}, tls=tls
+    ) as srv:
+        url = srv.url("/tool.py")
+        unknown = run_runner("run", url)
+        assert unknown.returncode == 105 and "SSL_CERT_FILE" in unknown.stderr
+        assert stored_files(cache_dir) == []
+        for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+            r = run_runner("run", url, env={name: str(tls[0]), "RUNNER_URL_TTL": "0"})
+            assert r.returncode == 0 and r.stdout.startswith("tool v1"), (name, r.stderr)
+        down = run_runner("run", srv.url("/down"), env={"SSL_CERT_FILE": str(tls[0])})
+        assert down.returncode == 2 and "plain http://" in down.stderr
+
+
+def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve_scripts() as proxy:
+        proxy.routes["http://tools.invalid/tool.py"] = Route(TOOL)
+        env = {"http_proxy": proxy.url(""), "no_proxy": "", "NO_PROXY": ""}
+        r = run_runner("run", "--allow-insecure-http", "http://tools.invalid/tool.py", env=env)
+        assert r.returncode == 0 and r.stdout.startswith("tool v1"), r.stderr
+        assert proxy.hits("http://tools.invalid/tool.py") == 1
