@@ -319,6 +319,11 @@ def install(
     from runner.cache import Cache
     from runner.fastpath import lock_path_for
 
+    if os.name != "posix":
+        raise UsageError(
+            "runner install writes POSIX launchers; Windows is not supported yet",
+            hint="Run the script with `runner run SCRIPT|URL` instead.",
+        )
     cache = cache or Cache()
     target_dir = target_dir or bin_dir()
     run_args = launcher_args(options)
