@@ -20,7 +20,7 @@ import secrets
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -302,6 +302,34 @@ def launcher_args(options: RunOptions) -> tuple[str, ...]:
     return tuple(args)
 
 
+def options_from_args(args: tuple[str, ...]) -> RunOptions:
+    """The RunOptions a launcher's arguments stand for (the inverse of launcher_args)."""
+    from runner.api import RunOptions
+
+    single = {"--python": "python", "--index-url": "index_url"}
+    single |= {"--exclude-newer": "exclude_newer", "--installer": "installer"}
+    many: dict[str, list[str]] = {"--with": [], "--extra-index-url": [], "--find-links": []}
+    values: dict[str, object] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--no-index", "--locked"):
+            values[arg[2:].replace("-", "_")] = True
+        elif i + 1 < len(args) and arg in single:
+            values[single[arg]] = args[i + 1]
+            i += 1
+        elif i + 1 < len(args) and arg in many:
+            many[arg].append(args[i + 1])
+            i += 1
+        i += 1
+    return RunOptions(
+        with_requirements=tuple(many["--with"]),
+        extra_index_urls=tuple(many["--extra-index-url"]),
+        find_links=tuple(many["--find-links"]),
+        **values,  # type: ignore[arg-type]
+    )
+
+
 def install(
     source: str,
     options: RunOptions,
@@ -326,6 +354,20 @@ def install(
         )
     cache = cache or Cache()
     target_dir = target_dir or bin_dir()
+    if not remote.is_url(source) and (not os.path.exists(source) or is_ours(Path(source))):
+        # `runner install --force NAME` (or the launcher's path): update an installed
+        # command from where it came from.
+        named = os.path.basename(source)
+        previous = read(cache.root, named) if _NAME.match(named) else None
+        if previous is None and os.path.exists(source):
+            raise UsageError(
+                f"{source} is a launcher runner wrote, not a script",
+                hint="Install the script itself (`runner list` shows where each came from).",
+            )
+        if previous is not None:
+            source, name = previous.source, name or previous.name
+            if replace(options, offline=False) == type(options)():  # no options given
+                options = replace(options_from_args(previous.run_args), offline=options.offline)
     run_args = launcher_args(options)
     if remote.is_url(source):
         filename = remote.url_name(source) or "script.py"

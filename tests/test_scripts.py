@@ -324,3 +324,18 @@ def test_shell_completion_completes_commands() -> None:
     script = run_runner("--show-completion", "bash")
     assert script.returncode == 0 and "_RUNNER_COMPLETE=complete_bash" in script.stdout
     assert RUNNER  # the console script these run
+
+
+def test_force_by_name_updates_from_the_recorded_source_with_its_options(
+    tmp_path: Path, bin_dir: Path, offline_wheels: Path
+) -> None:
+    source = tmp_path / "tool.py"
+    source.write_bytes(TOOL)
+    r = run_runner("install", "--with", "alpha", "--name", "tl", str(source))
+    assert r.returncode == 0, r.stderr
+    source.write_bytes(TOOL.replace(b'print("tool"', b'import alpha\nprint("tool", alpha.VERSION'))
+    r = run_runner("install", "--force", "tl", cwd=tmp_path / "bin")
+    assert r.returncode == 0, r.stderr
+    assert launch(bin_dir / "tl").stdout == "tool 1.0 []\n"  # the new source, with --with
+    (row,) = json.loads(run_runner("list", "--json").stdout)
+    assert row["run_args"] == ["--with", "alpha"] and row["source"] == str(source)

@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
             row: dict[str, Any] = dict(record.to_json())
             row["launcher_present"] = installs.is_ours(Path(record.launcher))
             try:
-                options = _options_from_args(record.run_args)
+                options = installs.options_from_args(record.run_args)
                 prepared = api.prepare(api.load_script(record.script), options, cache)
                 env = cache.lookup(prepared.spec.key)
                 row["environment"] = {
@@ -227,7 +227,7 @@ def register(app: typer.Typer) -> None:
             if record is not None and not any(
                 (python, with_, index_url, extra_index_url, find_links, no_index, exclude_newer)
             ):
-                options = _options_from_args(record.run_args)
+                options = installs.options_from_args(record.run_args)
         cache = Cache()
         loaded = api.load_script(path)
         if build:
@@ -237,28 +237,3 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(info, indent=2))
         else:
             sys.stdout.write(describe.render(info))
-
-
-def _options_from_args(args: tuple[str, ...]) -> Any:
-    """The RunOptions an installed command's launcher passes (the inverse of launcher_args)."""
-    from runner.cli import run_options
-
-    values: dict[str, Any] = {"with_": [], "extra_index_url": [], "find_links": []}
-    single = {"--python": "python", "--index-url": "index_url", "--exclude-newer": "exclude_newer"}
-    single["--installer"] = "installer"
-    many = {"--with": "with_", "--extra-index-url": "extra_index_url"}
-    many["--find-links"] = "find_links"
-    flags = {"--no-index": "no_index", "--locked": "locked"}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in flags:
-            values[flags[arg]] = True
-        elif arg in single and i + 1 < len(args):
-            values[single[arg]] = args[i + 1]
-            i += 1
-        elif arg in many and i + 1 < len(args):
-            values[many[arg]].append(args[i + 1])
-            i += 1
-        i += 1
-    return run_options(**values)
