@@ -84,9 +84,8 @@ def main() -> None:
                 f"{name:<12} {median * 1000:>10.1f} {(q[2] - q[0]) * 1000:>8.1f} "
                 f"{median / base:>13.2f}x"
             )
-        print(
-            f"({opts.rounds} interleaved rounds; launcher: {(bin_dir / 'two').read_text()[:60]!r})"
-        )
+        first_line = (bin_dir / "two").read_text().splitlines()[0]
+        print(f"({opts.rounds} interleaved rounds; the launcher starts with {first_line!r})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
