@@ -396,6 +396,19 @@ def run_command(parsed: ParsedRun, config: Config, data: bytes | None = None) ->
     script = resolve_script(parsed.script, cache, data)
     if script != parsed.script:
         data = None  # the stored copy of a pipe or of standard input
+    from runner import remote  # a URL becomes its stored download; --sha256 pins the content
+
+    local = remote.resolve(
+        script,
+        sha256=parsed.values.get("sha256"),  # type: ignore[arg-type]
+        allow_insecure_http=bool(parsed.values.get("allow_insecure_http")),
+        offline=run_options.offline,
+        refresh=run_options.refresh,
+        config=config,
+        data=data,
+    )
+    if local != script:
+        script, data = local, None
     return run(script, list(parsed.args), run_options, reporter, cache, data)
 
 

@@ -13,6 +13,7 @@ from runner.cliopts import (
     ExtraIndexOpt,
     FindLinksOpt,
     IndexUrlOpt,
+    InsecureHttpOpt,
     InstallerOpt,
     LockedOpt,
     NoIndexOpt,
@@ -20,6 +21,7 @@ from runner.cliopts import (
     PythonOpt,
     QuietOpt,
     RefreshOpt,
+    Sha256Opt,
     VerboseOpt,
     WithOpt,
     config,
@@ -45,7 +47,9 @@ PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": True}
 def run(
     script: Annotated[
         str,
-        typer.Argument(metavar="SCRIPT", help="The script to run ('-' reads standard input)."),
+        typer.Argument(
+            metavar="SCRIPT", help="The script: a file, an https:// URL, or '-' (standard input)."
+        ),
     ],
     args: Annotated[
         list[str] | None, typer.Argument(metavar="[ARGS]...", help="Arguments for the script.")
@@ -61,10 +65,12 @@ def run(
     refresh: RefreshOpt = False,
     offline: OfflineOpt = False,
     installer: InstallerOpt = None,
+    sha256: Sha256Opt = None,
+    allow_insecure_http: InsecureHttpOpt = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Run SCRIPT in an environment that satisfies its inline metadata.
+    """Run SCRIPT (a file, a URL, or '-') in an environment that satisfies its inline metadata.
 
     The console script reads `run` itself (runner.launcher, without typer); this command
     serves `runner run --help` and reads the same table of options.
@@ -93,6 +99,8 @@ def run(
         "refresh": refresh,
         "offline": offline,
         "installer": installer,
+        "sha256": sha256,
+        "allow_insecure_http": allow_insecure_http,
         "quiet": quiet,
         "verbose": verbose,
     }

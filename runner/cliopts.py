@@ -33,6 +33,8 @@ LockedOpt = Annotated[bool, _option("locked")]
 RefreshOpt = Annotated[bool, _option("refresh")]
 OfflineOpt = Annotated[bool, _option("offline")]
 InstallerOpt = Annotated[str | None, _option("installer")]
+Sha256Opt = Annotated[str | None, _option("sha256")]
+InsecureHttpOpt = Annotated[bool, _option("allow_insecure_http")]
 QuietOpt = Annotated[bool, _option("quiet")]
 VerboseOpt = Annotated[bool, _option("verbose")]
 

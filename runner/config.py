@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 MAX_DEPTH = 16
 SOFT_LEASE_SECONDS = 60.0
 DEFAULT_GRACE = 3600.0
+URL_TTL = 300.0
+URL_TIMEOUT = 30.0
 
 
 def _flag(environ: "Mapping[str, str]", name: str) -> bool:
@@ -59,6 +61,7 @@ class Config:
         "allow_shared_cache",
         "auto_prune",
         "auto_prune_after",
+        "bin_dir",
         "cache_root",
         "debug_rss",
         "depth",
@@ -73,6 +76,8 @@ class Config:
         "python",
         "soft_locks",
         "sync",
+        "url_timeout",
+        "url_ttl",
     )
 
     def __init__(
@@ -95,6 +100,9 @@ class Config:
         debug_rss: bool = False,
         hang_at: str | None = None,
         hang_file: str | None = None,
+        url_ttl: float = URL_TTL,
+        url_timeout: float = URL_TIMEOUT,
+        bin_dir: str | None = None,
     ) -> None:
         self.cache_root = cache_root  # RUNNER_CACHE_DIR, else the platform's cache folder
         self.python = python  # RUNNER_PYTHON
@@ -113,6 +121,9 @@ class Config:
         self.debug_rss = debug_rss  # RUNNER_DEBUG_RSS: report the launcher's peak memory
         self.hang_at = hang_at  # RUNNER_TEST_HANG_AT: crash tests stop a build there
         self.hang_file = hang_file  # RUNNER_TEST_HANG_FILE
+        self.url_ttl = url_ttl  # RUNNER_URL_TTL: seconds a downloaded script stays fresh
+        self.url_timeout = url_timeout  # RUNNER_URL_TIMEOUT: seconds per network step
+        self.bin_dir = bin_dir  # RUNNER_BIN_DIR: where `runner install` puts launchers
 
     @classmethod
     def from_environ(cls, environ: "Mapping[str, str] | None" = None) -> "Config":
@@ -135,6 +146,9 @@ class Config:
             debug_rss=bool(env.get("RUNNER_DEBUG_RSS")),
             hang_at=env.get("RUNNER_TEST_HANG_AT") or None,
             hang_file=env.get("RUNNER_TEST_HANG_FILE") or None,
+            url_ttl=_seconds(env, "RUNNER_URL_TTL", URL_TTL, zero=True),
+            url_timeout=_seconds(env, "RUNNER_URL_TIMEOUT", URL_TIMEOUT, zero=False),
+            bin_dir=env.get("RUNNER_BIN_DIR") or None,
         )
 
     def __repr__(self) -> str:

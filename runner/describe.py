@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from runner import fastpath
+from runner import alias as aliases
+from runner import layout
 from runner.api import Prepared, RunOptions, Script, prepare
 from runner.cache import Cache
 from runner.redact import redact_url
@@ -33,7 +34,7 @@ def describe(
 ) -> dict[str, Any]:
     """Everything `show` prints, as plain data (credentials redacted)."""
     from runner import lockfile
-    from runner.spec import sha256_hex
+    from runner.hashing import sha256_hex
 
     prepared = prepare(script, options, cache)
     spec = prepared.spec
@@ -43,7 +44,7 @@ def describe(
     env_dir = cache.lookup(spec.key)
     pointer = cache.pointer_target(spec.key)
     manifest = cache.read_manifest(env_dir) if env_dir is not None else None
-    lock_path = fastpath.lock_path_for(script.path)
+    lock_path = layout.lock_path_for(script.path)
     lock = lockfile.load_lock(lock_path)
     lock_info: dict[str, Any] = {"path": os.path.abspath(lock_path), "exists": lock is not None}
     if lock is not None:
@@ -96,7 +97,9 @@ def _alias_state(prepared: Prepared, cache: Cache, env_dir: Any) -> dict[str, An
         why = prepared.notes[0] if prepared.notes else "this run's options need the full path"
         return {"digest": None, "state": "unused", "detail": why}
     path = cache.scripts / prepared.digest
-    target = fastpath.read_alias(str(cache.root), prepared.digest)
+    import time
+
+    target = aliases.read(str(path), os.environ, int(time.time()))
     if not path.exists():
         state, detail = "missing", "the next run takes the full path and writes it"
     elif target is None:

@@ -30,6 +30,7 @@ from runner.fsutil import atomic_write_bytes, atomic_write_text, remove_tree
 if TYPE_CHECKING:
     from runner.api import RunOptions
     from runner.cache import Cache
+    from runner.config import Config
     from runner.report import Reporter
 
 INSTALLED_DIR = "installed"
@@ -41,11 +42,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _SHEBANG_MAX = 127
 
 
-def bin_dir() -> Path:
-    """Where launchers go: RUNNER_BIN_DIR, else ~/.local/bin (read here only)."""
-    explicit = os.environ.get("RUNNER_BIN_DIR")
-    if explicit:
-        return Path(os.path.abspath(os.path.expanduser(explicit)))
+def bin_dir(config: Config) -> Path:
+    """Where launchers go: RUNNER_BIN_DIR, else ~/.local/bin."""
+    if config.bin_dir:
+        return Path(os.path.abspath(os.path.expanduser(config.bin_dir)))
     return Path(os.path.expanduser("~/.local/bin"))
 
 
@@ -203,7 +203,7 @@ def _create_exclusive(path: Path, data: bytes) -> None:
 def store_copy(cache_root: Path, name: str, filename: str, data: bytes, lock: bytes | None) -> Path:
     """Put the script (and its lock file) in `installed/<name>/`, replacing an older copy
     as a whole; returns the script's stored path."""
-    from runner.fastpath import lock_path_for
+    from runner.layout import lock_path_for
 
     root = installed_root(cache_root)
     final = root / name
@@ -248,10 +248,11 @@ def new_record(
     )
 
 
-def remove(cache_root: Path, name: str) -> tuple[bool, bool, str | None]:
+def remove(cache: Cache, name: str) -> tuple[bool, bool, str | None]:
     """Remove an installed command: (launcher removed, copy removed, launcher left alone)."""
+    cache_root = cache.root
     record = read(cache_root, name)
-    launcher = Path(record.launcher) if record is not None else bin_dir() / name
+    launcher = Path(record.launcher) if record is not None else bin_dir(cache.config) / name
     removed_launcher = False
     foreign = None
     if os.path.lexists(launcher):
@@ -273,7 +274,7 @@ def remove(cache_root: Path, name: str) -> tuple[bool, bool, str | None]:
 
 def launcher_args(options: RunOptions) -> tuple[str, ...]:
     """The `runner run` options a launcher repeats, so it selects the same environment."""
-    from runner.fastpath import canonical_option
+    from runner.options import canonical as canonical_option
     from runner.redact import redact_url
 
     args: list[str] = []
@@ -345,7 +346,7 @@ def install(
     """Store a copy of SCRIPT or URL, build its environment, write its launcher."""
     from runner import api, remote
     from runner.cache import Cache
-    from runner.fastpath import lock_path_for
+    from runner.layout import lock_path_for
 
     if os.name != "posix":
         raise UsageError(
@@ -353,7 +354,7 @@ def install(
             hint="Run the script with `runner run SCRIPT|URL` instead.",
         )
     cache = cache or Cache()
-    target_dir = target_dir or bin_dir()
+    target_dir = target_dir or bin_dir(cache.config)
     if not remote.is_url(source) and (not os.path.exists(source) or is_ours(Path(source))):
         # `runner install --force NAME` (or the launcher's path): update an installed
         # command from where it came from.
@@ -385,7 +386,7 @@ def install(
         allow_insecure_http=allow_insecure_http,
         offline=options.offline,
         refresh=force,
-        cache_root=str(cache.root),
+        config=cache.config,
     )
     script = api.load_script(local)
     remote.check_remote_metadata(script.data, shown, what="a command's stored copy")

@@ -114,6 +114,15 @@ def _read_script(parsed: "ParsedRun", config: Config) -> _Warm:
     return _Warm(data, digest)
 
 
+def _pin_matches(data: bytes | None, pin: object) -> bool:
+    """Whether the script's bytes have the sha256 that --sha256 pins them to."""
+    from runner.hashing import sha256_hex
+
+    if data is None or not isinstance(pin, str):
+        return False
+    return sha256_hex(data) == pin.strip().lower().removeprefix("sha256:")
+
+
 def try_alias(root: str, digest: str, parsed: "ParsedRun", config: Config) -> None:
     """Exec the script if the alias names a trusted, published, valid environment."""
     scripts = os.path.join(root, "scripts")
@@ -263,6 +272,8 @@ def run(parsed: "ParsedRun", config: Config) -> int:
     # --refresh must build anew: no alias may answer for it.
     if parsed.script != "-" and config.depth < config.max_depth and not parsed.values["refresh"]:
         warm = _read_script(parsed, config)
+        if parsed.values["sha256"] and not _pin_matches(warm.data, parsed.values["sha256"]):
+            warm = _Warm(warm.data, None)  # the cold path refuses it, with the message
         if warm.digest is not None and os.name == "posix":
             root = _trusted_root(config)
         if root is not None and warm.digest is not None:

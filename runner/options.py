@@ -117,6 +117,18 @@ RUN_OPTIONS: tuple[Option, ...] = (
         takes_value=True,
         metavar="NAME",
     ),
+    Option(
+        "sha256",
+        ("--sha256",),
+        "Run only if the script's content has this sha256 (a file or a URL).",
+        takes_value=True,
+        metavar="HEX",
+    ),
+    Option(
+        "allow_insecure_http",
+        ("--allow-insecure-http",),
+        "Allow downloading the script (or a redirect) over plain http://.",
+    ),
     Option("quiet", ("--quiet", "-q"), "Only report errors."),
     Option("verbose", ("--verbose", "-v"), "Show the installer's output."),
 )
@@ -127,7 +139,9 @@ HELP_FLAGS = ("--help", "-h")
 
 # Presentation flags: they change what runner prints, not the environment.
 PRESENTATION = frozenset({"quiet", "verbose"})
-ENV_FIELDS = tuple(o.name for o in RUN_OPTIONS if o.name not in PRESENTATION)
+# Checks on the script itself (runner.remote): they decide whether it runs, not where.
+SCRIPT_CHECKS = frozenset({"sha256", "allow_insecure_http"})
+ENV_FIELDS = tuple(o.name for o in RUN_OPTIONS if o.name not in PRESENTATION | SCRIPT_CHECKS)
 
 
 def selection_pairs(values: "Mapping[str, object]") -> list[tuple[str, str]]:

@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     import urllib.request
     from email.message import Message
 
+    from runner.config import Config
+
 URL_DIR = "urls"
 RECORD_FORMAT = "1"
-DEFAULT_TTL = 300.0  # seconds a download is trusted without asking the server again
-DEFAULT_TIMEOUT = 30.0  # seconds any one network operation may take
 MAX_REDIRECTS = 5
 MAX_BYTES = 16 * 1024 * 1024  # a script, not a data set
 CHUNK = 64 * 1024
@@ -46,34 +46,15 @@ class UrlSettings(NamedTuple):
     cafiles: tuple[str, ...]
 
 
-def url_settings() -> UrlSettings:
-    """The environment variables that shape downloads (read here only, once per call).
-
-    RUNNER_URL_TTL: seconds a download stays fresh (default 300). RUNNER_URL_TIMEOUT: seconds
-    per network operation (30). Certificates: the system's, SSL_CERT_FILE / SSL_CERT_DIR (read
-    by OpenSSL itself), and in addition REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE. Proxies:
-    http_proxy, https_proxy, no_proxy (read by urllib).
-    """
-
-    def seconds(name: str, default: float) -> float:
-        value = os.environ.get(name, "").strip()
-        if not value:
-            return default
-        try:
-            number = float(value)
-        except ValueError:
-            number = -1.0
-        if number < 0 or number != number:  # negative or NaN
-            raise UsageError(
-                f"{name}={value!r} is not a number of seconds",
-                hint=f"Set {name} to a number of seconds, e.g. {name}={int(default)}.",
-            )
-        return number
-
+def url_settings(config: Config) -> UrlSettings:
+    """What shapes downloads: RUNNER_URL_TTL and RUNNER_URL_TIMEOUT (from the settings
+    value), and the certificate bundles named by REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE, added
+    to the system's (SSL_CERT_FILE / SSL_CERT_DIR are read by OpenSSL itself). Proxies:
+    http_proxy, https_proxy, no_proxy (read by urllib)."""
     bundles = (os.environ.get("REQUESTS_CA_BUNDLE", ""), os.environ.get("CURL_CA_BUNDLE", ""))
     return UrlSettings(
-        ttl=seconds("RUNNER_URL_TTL", DEFAULT_TTL),
-        timeout=seconds("RUNNER_URL_TIMEOUT", DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT,
+        ttl=config.url_ttl,
+        timeout=config.url_timeout,
         cafiles=tuple(dict.fromkeys(b for b in bundles if b)),
     )
 
@@ -240,20 +221,22 @@ def resolve(
     allow_insecure_http: bool = False,
     offline: bool = False,
     refresh: bool = False,
-    cache_root: str | None = None,
+    config: Config,
+    data: bytes | None = None,
 ) -> str:
     """The local file to run for a script argument.
 
     A local path is returned as given (after checking `sha256`, if given). A URL is
     downloaded, unless a copy fetched within RUNNER_URL_TTL exists (any stored copy with
     `offline`; none with `refresh`), checked against `sha256`, stored by content in the
-    cache, and the stored copy's path is returned. Raises UsageError (http:// without
+    cache, and the stored copy's path is returned (`data`: a local file's bytes, if read
+    already). Raises UsageError (http:// without
     `allow_insecure_http`), HashMismatchError, NetworkError, ScriptError or MetadataError.
     """
     expected = check_sha256_arg(sha256)
     if not is_url(arg):
         if expected is not None:
-            actual = _hash_of(arg)
+            actual = sha256_of(data) if data is not None else _hash_of(arg)
             if actual is not None and actual != expected:
                 raise _mismatch(arg, expected, actual)
         return arg
@@ -266,11 +249,8 @@ def resolve(
             hint="Use an https:// URL, or pass --allow-insecure-http (better with --sha256 HEX "
             "to pin the content).",
         )
-    if cache_root is None:
-        from runner.fastpath import default_cache_root
-
-        cache_root = default_cache_root()
-    settings = url_settings()
+    cache_root = config.cache_root
+    settings = url_settings(config)
     record = read_record(cache_root, url)
     stored = copy_path(cache_root, record.sha256) if record is not None else None
     have_copy = stored is not None and _use(stored)
@@ -296,7 +276,7 @@ def resolve(
         settings=settings,
         validators=(record.etag, record.last_modified) if record and have_copy else None,
     )
-    _ensure_dir(cache_root)
+    _ensure_dir(config)
     if data is None:  # 304 Not Modified: the stored copy is current
         assert record is not None and stored is not None
         digest = record.sha256
@@ -316,11 +296,11 @@ def resolve(
     return path
 
 
-def _ensure_dir(cache_root: str) -> None:
+def _ensure_dir(config: Config) -> None:
     from runner.cache import Cache
 
-    cache = Cache(cache_root)
-    cache.ensure()
+    cache_root = config.cache_root
+    Cache(config=config).ensure()
     try:
         os.makedirs(url_dir(cache_root), mode=0o755, exist_ok=True)
     except OSError as exc:

@@ -16,24 +16,23 @@ from runner.errors import ScriptError
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 
-def _script_for(arg: str, **fetch: Any) -> tuple[str, str | None, str | None]:
+def _script_for(arg: str, cache: Any, **fetch: Any) -> tuple[str, str | None, str | None]:
     """(local path, source URL, installed command name) for a file, URL or command name."""
     from runner import installs, remote
-    from runner.cache import Cache
 
     if remote.is_url(arg):
-        return remote.resolve(arg, **fetch), remote.public_url(arg), None
+        return remote.resolve(arg, config=cache.config, **fetch), remote.public_url(arg), None
     if not os.path.exists(arg) and os.sep not in arg:
-        found = installs.read(Cache().root, arg)
+        found = installs.read(cache.root, arg)
         if found is not None:
             source = found.source if remote.is_url(found.source) else None
             return found.script, source, found.name
-    return remote.resolve(arg, sha256=fetch.get("sha256")), None, None
+    return remote.resolve(arg, sha256=fetch.get("sha256"), config=cache.config), None, None
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the top-level app."""
-    from runner.cli import (
+    from runner.cliopts import (
         ExcludeNewerOpt,
         ExtraIndexOpt,
         FindLinksOpt,
@@ -48,6 +47,7 @@ def register(app: typer.Typer) -> None:
         Sha256Opt,
         VerboseOpt,
         WithOpt,
+        config,
         run_options,
     )
 
@@ -65,9 +65,9 @@ def register(app: typer.Typer) -> None:
         sha256: Sha256Opt = None,
         allow_insecure_http: InsecureHttpOpt = False,
         python: PythonOpt = None,
-        with_: WithOpt = None,
+        with_requirements: WithOpt = None,
         index_url: IndexUrlOpt = None,
-        extra_index_url: ExtraIndexOpt = None,
+        extra_index_urls: ExtraIndexOpt = None,
         find_links: FindLinksOpt = None,
         no_index: NoIndexOpt = False,
         exclude_newer: ExcludeNewerOpt = None,
@@ -79,13 +79,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Install a script (a file or URL) as a command in ~/.local/bin (RUNNER_BIN_DIR)."""
         from runner import installs
+        from runner.cache import Cache
         from runner.report import Reporter
 
         options = run_options(
             python=python,
-            with_=with_,
+            with_requirements=with_requirements,
             index_url=index_url,
-            extra_index_url=extra_index_url,
+            extra_index_urls=extra_index_urls,
             find_links=find_links,
             no_index=no_index,
             exclude_newer=exclude_newer,
@@ -94,10 +95,12 @@ def register(app: typer.Typer) -> None:
             installer=installer,
         )
         reporter = Reporter(quiet=quiet, verbose=verbose)
+        cache = Cache(config=config())
         record = installs.install(
             script,
             options,
             reporter,
+            cache=cache,
             name=name,
             sha256=sha256,
             allow_insecure_http=allow_insecure_http,
@@ -105,8 +108,9 @@ def register(app: typer.Typer) -> None:
         )
         reporter.info(f"installed {record.name} -> {record.launcher} (sha256 {record.sha256})")
         directory = os.path.dirname(record.launcher)
-        if not installs.on_path(installs.bin_dir()) and os.path.realpath(directory) == (
-            os.path.realpath(installs.bin_dir())
+        default_dir = installs.bin_dir(cache.config)
+        if not installs.on_path(default_dir) and os.path.realpath(directory) == (
+            os.path.realpath(default_dir)
         ):
             reporter.warn(
                 f'{directory} is not on PATH: add it (e.g. export PATH="{directory}:$PATH" '
@@ -121,10 +125,10 @@ def register(app: typer.Typer) -> None:
         from runner import installs
         from runner.cache import Cache
 
-        root = Cache().root
+        cache = Cache(config=config())
         missing = []
         for name in names:
-            launcher_gone, copy_gone, foreign = installs.remove(root, name)
+            launcher_gone, copy_gone, foreign = installs.remove(cache, name)
             if foreign:
                 sys.stderr.write(f"runner: left {foreign} alone: runner did not write it\n")
             if launcher_gone or copy_gone:
@@ -144,7 +148,7 @@ def register(app: typer.Typer) -> None:
         from runner.cache import Cache
         from runner.errors import RunnerError
 
-        cache = Cache()
+        cache = Cache(config=config())
         rows: list[dict[str, Any]] = []
         for record in installs.list_installed(cache.root):
             row: dict[str, Any] = dict(record.to_json())
@@ -190,9 +194,9 @@ def register(app: typer.Typer) -> None:
         sha256: Sha256Opt = None,
         allow_insecure_http: InsecureHttpOpt = False,
         python: PythonOpt = None,
-        with_: WithOpt = None,
+        with_requirements: WithOpt = None,
         index_url: IndexUrlOpt = None,
-        extra_index_url: ExtraIndexOpt = None,
+        extra_index_urls: ExtraIndexOpt = None,
         find_links: FindLinksOpt = None,
         no_index: NoIndexOpt = False,
         exclude_newer: ExcludeNewerOpt = None,
@@ -206,14 +210,19 @@ def register(app: typer.Typer) -> None:
         from runner.cache import Cache
         from runner.report import Reporter
 
+        cache = Cache(config=config())
         path, source, command = _script_for(
-            script, sha256=sha256, allow_insecure_http=allow_insecure_http, offline=offline
+            script,
+            cache,
+            sha256=sha256,
+            allow_insecure_http=allow_insecure_http,
+            offline=offline or cache.config.offline,
         )
         options = run_options(
             python=python,
-            with_=with_,
+            with_requirements=with_requirements,
             index_url=index_url,
-            extra_index_url=extra_index_url,
+            extra_index_urls=extra_index_urls,
             find_links=find_links,
             no_index=no_index,
             exclude_newer=exclude_newer,
@@ -223,12 +232,10 @@ def register(app: typer.Typer) -> None:
         if command is not None:
             from runner import installs
 
-            record = installs.read(Cache().root, command)
-            if record is not None and not any(
-                (python, with_, index_url, extra_index_url, find_links, no_index, exclude_newer)
-            ):
-                options = installs.options_from_args(record.run_args)
-        cache = Cache()
+            record = installs.read(cache.root, command)
+            given = (python, with_requirements, index_url, extra_index_urls, find_links)
+            if record is not None and not any((*given, no_index, exclude_newer)):
+                options = installs.options_from_args(record.run_args).with_config(cache.config)
         loaded = api.load_script(path)
         if build:
             api.environment_for(loaded, options, cache, Reporter(quiet=quiet, verbose=verbose))
