@@ -114,6 +114,25 @@ def _read_script(parsed: "ParsedRun", config: Config) -> _Warm:
     return _Warm(data, digest)
 
 
+def _fresh_download(parsed: "ParsedRun", config: Config) -> "ParsedRun":
+    """A URL downloaded less than RUNNER_URL_TTL seconds ago runs from its stored copy (warm
+    if its environment is published); everything else about URLs is runner.remote's."""
+    url = parsed.script
+    if parsed.values["refresh"]:
+        return parsed
+    if url[:5].lower() == "http:" and not parsed.values["allow_insecure_http"]:
+        return parsed  # the cold path refuses it
+    root = _trusted_root(config)
+    if root is None or trust.subdir_problem(root, "urls", allow_shared=config.allow_shared_cache):
+        return parsed
+    from runner import urlstore
+
+    stored = urlstore.fresh_copy(root, url, config.url_ttl, now_ns() / 10**9)
+    if stored is None:
+        return parsed
+    return options.ParsedRun(parsed.values, stored, parsed.args)
+
+
 def _pin_matches(data: bytes | None, pin: object) -> bool:
     """Whether the script's bytes have the sha256 that --sha256 pins them to."""
     from runner.hashing import sha256_hex
@@ -269,6 +288,8 @@ def run(parsed: "ParsedRun", config: Config) -> int:
     lock_fd = None
     root = None
     started_ns = now_ns()
+    if parsed.script[:8].lower().startswith(("https://", "http://")):
+        parsed = _fresh_download(parsed, config)
     # --refresh must build anew: no alias may answer for it.
     if parsed.script != "-" and config.depth < config.max_depth and not parsed.values["refresh"]:
         warm = _read_script(parsed, config)

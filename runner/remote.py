@@ -18,6 +18,7 @@ import os
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
+from runner import urlstore
 from runner.errors import (
     HashMismatchError,
     MetadataError,
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
     from runner.config import Config
 
-URL_DIR = "urls"
-RECORD_FORMAT = "1"
 MAX_REDIRECTS = 5
 MAX_BYTES = 16 * 1024 * 1024  # a script, not a data set
 CHUNK = 64 * 1024
@@ -117,41 +116,29 @@ class Record(NamedTuple):
 
 
 def url_dir(cache_root: str) -> str:
-    return os.path.join(cache_root, URL_DIR)
+    return os.path.join(cache_root, urlstore.URL_DIR)
 
 
 def copy_path(cache_root: str, digest: str) -> str:
-    return os.path.join(cache_root, URL_DIR, f"{digest}.py")
+    return urlstore.copy_path(cache_root, digest)
 
 
 def record_path(cache_root: str, url: str) -> str:
-    name = sha256_of(public_url(url).encode("utf-8", "surrogateescape"))
-    return os.path.join(cache_root, URL_DIR, f"{name}.url")
+    return urlstore.record_path(cache_root, public_url(url))
 
 
 def read_record(cache_root: str, url: str) -> Record | None:
     """The stored record for `url`, or None (missing, foreign, truncated or for another URL)."""
-    try:
-        with open(record_path(cache_root, url), encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except (OSError, UnicodeDecodeError):
+    fields = urlstore.read_record(cache_root, public_url(url))
+    if fields is None:
         return None
-    if lines[:1] != [f"runner-url {RECORD_FORMAT}"] or lines[-2:] != ["end", ""]:
-        return None
-    fields = dict(line.partition("\t")[::2] for line in lines[1:-2])
-    try:
-        record = Record(
-            url=fields["url"],
-            sha256=fields["sha256"],
-            fetched=float(fields["fetched"]),
-            etag=fields.get("etag", ""),
-            last_modified=fields.get("last-modified", ""),
-        )
-    except (KeyError, ValueError):
-        return None
-    if record.url != public_url(url) or len(record.sha256) != 64:
-        return None
-    return record
+    return Record(
+        url=fields["url"],
+        sha256=fields["sha256"],
+        fetched=float(fields["fetched"]),
+        etag=fields.get("etag", ""),
+        last_modified=fields.get("last-modified", ""),
+    )
 
 
 def _write_record(cache_root: str, record: Record) -> None:
@@ -160,7 +147,7 @@ def _write_record(cache_root: str, record: Record) -> None:
     from runner.fsutil import atomic_write_text
 
     lines = [
-        f"runner-url {RECORD_FORMAT}",
+        f"runner-url {urlstore.RECORD_FORMAT}",
         f"url\t{record.url}",
         f"sha256\t{record.sha256}",
         f"fetched\t{record.fetched:.3f}",
@@ -253,7 +240,10 @@ def resolve(
     settings = url_settings(config)
     record = read_record(cache_root, url)
     stored = copy_path(cache_root, record.sha256) if record is not None else None
-    have_copy = stored is not None and _use(stored)
+    # A copy whose content no longer has its name's hash (damaged, tampered) is no copy.
+    have_copy = (
+        record is not None and stored is not None and _hash_of(stored) == record.sha256
+    ) and _use(stored)
 
     if record is not None and stored is not None and have_copy:
         age = time.time() - record.fetched

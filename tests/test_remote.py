@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from runner import remote
 from runner.errors import UsageError
-from tests.conftest import run_runner
+from tests.conftest import RUNNER, run_runner
 from tests.scriptserver import Route, make_certificate, serve_scripts
 
 pytestmark = pytest.mark.timeout(180)
@@ -292,3 +293,31 @@ def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         r = run_runner("run", "--allow-insecure-http", "http://tools.invalid/tool.py", env=env)
         assert r.returncode == 0 and r.stdout.startswith("tool v1"), r.stderr
         assert proxy.hits("http://tools.invalid/tool.py") == 1
+
+
+def test_a_fresh_download_starts_on_the_warm_path(cache_dir: Path) -> None:
+    """Within RUNNER_URL_TTL a URL needs neither the network nor the full CLI."""
+    with serve_scripts({"/tool.py": Route(TOOL)}) as srv:
+        url = srv.url("/tool.py")
+        assert run_runner("run", "--allow-insecure-http", url).returncode == 0
+        got = subprocess.run(
+            [sys.executable, "-X", "importtime", RUNNER, "run", "--allow-insecure-http", url, "w"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == f"tool v1 {cache_dir / 'urls' / (sha(TOOL) + '.py')} ['w']\n"
+        imported = {
+            line.rsplit("|", 1)[1].strip()
+            for line in got.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line
+        }
+        assert "runner.urlstore" in imported
+        assert not {"runner.api", "runner.remote", "urllib.request", "typing"} & imported
+        assert srv.hits("/tool.py") == 1
+        # Damage to the stored copy sends the run to the full path, which downloads again.
+        (cache_dir / "urls" / f"{sha(TOOL)}.py").write_bytes(b"print('tampered')\n")
+        again = run_runner("run", "--allow-insecure-http", url)
+        assert again.returncode == 0 and again.stdout.startswith("tool v1"), again.stderr
