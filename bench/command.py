@@ -8,6 +8,8 @@ all of them alike); prints medians, the spread (interquartile range) and ratios:
 - launcher: the command `runner install` wrote, run by its name
 - sh launcher: a `#!/bin/sh` file doing `exec runner run <stored script> "$@"` (the
   alternative design, for comparison)
+- url: `runner run --allow-insecure-http http://127.0.0.1:PORT/two.py` within the freshness
+  window (served by this program; the stored copy runs on the warm path)
 
 The script has two dependencies, served from local wheels (no network).
 
@@ -20,6 +22,7 @@ imports at interpreter start-up): python -m venv /tmp/b && /tmp/b/bin/pip instal
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import shlex
@@ -63,11 +66,15 @@ def main() -> None:
             f'#!/bin/sh\nexec {shlex.quote(opts.runner)} run {shlex.quote(stored)} "$@"\n'
         )
         sh_launcher.chmod(0o755)
+        server = _serve(script.parent)
+        url = f"http://127.0.0.1:{server.server_address[1]}/{script.name}"
+        env["RUNNER_URL_TTL"] = "3600"
         commands = {
             "direct": [python, stored],
             "runner run": [opts.runner, "run", stored],
             "launcher": [str(bin_dir / "two")],
             "sh launcher": [str(sh_launcher)],
+            "url": [opts.runner, "run", "--allow-insecure-http", url],
         }
         samples: dict[str, list[float]] = {name: [] for name in commands}
         for cmd in commands.values():
@@ -86,8 +93,23 @@ def main() -> None:
             )
         first_line = (bin_dir / "two").read_text().splitlines()[0]
         print(f"({opts.rounds} interleaved rounds; the launcher starts with {first_line!r})")
+        server.shutdown()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _serve(directory: Path) -> http.server.ThreadingHTTPServer:
+    import functools
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # stdlib's name
+            pass
+
+    handler = functools.partial(Quiet, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 if __name__ == "__main__":
