@@ -25,7 +25,13 @@ from runner.errors import (
     ScriptError,
     UsageError,
 )
-from runner.installers import Installer, describe_requirements, get_installer
+from runner.installers import (
+    Installer,
+    InstallFailed,
+    Problem,
+    describe_requirements,
+    get_installer,
+)
 from runner.interpreters import Selection, select
 from runner.metadata import ScriptMetadata, decode_source, parse
 from runner.report import Reporter
@@ -281,8 +287,12 @@ def _build(
                 pinned_file=pinned_file,
             )
         except InstallError as exc:
-            if pinned_file is not None and "hash" in (exc.details or "").lower():
-                which = _hash_mismatches(cache, spec.key) or "a locked package"
+            if (
+                pinned_file is not None
+                and isinstance(exc, InstallFailed)
+                and exc.diagnosis.problem is Problem.HASH_MISMATCH
+            ):
+                which = ", ".join(exc.diagnosis.packages) or "a locked package"
                 raise LockfileError(
                     f"{which}: the downloaded artifact does not match the sha256 recorded in "
                     "the lock file; nothing was run",
@@ -300,18 +310,6 @@ def _build(
                     details=exc.details,
                 ) from None
             raise
-
-
-def _hash_mismatches(cache: Cache, key: str) -> str | None:
-    """Name the packages whose hashes failed, from the newest install log of this key."""
-    import re
-
-    logs = sorted(cache.logs.glob(f"{key}-*.log"), key=lambda p: p.stat().st_mtime)
-    if not logs:
-        return None
-    text = logs[-1].read_text(encoding="utf-8", errors="replace")
-    found = re.findall(r"(?m)(?:^ {4}|[Hh]ash mismatch for `)([A-Za-z0-9._-]+==[^\s`:]+)", text)
-    return ", ".join(dict.fromkeys(found)) or None
 
 
 def environment_for(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -19,7 +20,7 @@ from runner.cache import Cache
 from runner.config import Config
 from runner.errors import InstallError, RunnerError
 from runner.fsutil import atomic_write_text, fsync_dir, remove_tree
-from runner.installers import Installer, InstallRequest
+from runner.installers import Installer, InstallFailed, InstallRequest, Problem
 from runner.interpreters import Interpreter
 from runner.report import Reporter
 from runner.spec import EnvSpec
@@ -228,7 +229,12 @@ def build(
         reporter.detail(f"built {env_dir} in {time.monotonic() - started:.2f} s")
     except BaseException as exc:
         remove_tree(env_dir)
-        space = cache.build_failure(exc)  # a full disk shows up as an installer failure
+        space = cache.build_failure(exc)
+        if isinstance(exc, InstallFailed) and exc.diagnosis.problem is Problem.NO_SPACE:
+            # The installer reports a full disk only in its output: the cache is full.
+            space = cache.build_failure(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+            if space is not None:
+                space.details = exc.details
         if space is not None:
             raise space from None
         raise

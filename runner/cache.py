@@ -26,8 +26,6 @@ _NO_LOCKING = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
 if hasattr(errno, "ENOTSUP"):
     _NO_LOCKING.add(errno.ENOTSUP)
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-# How pip and uv (and the OS) word a full disk or quota in their output.
-_NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded", "[Errno 28]", "os error 28")
 # RUNNER_LOCK=soft: marker-file leases for caches shared between hosts. Every host must use
 # the same duration (RUNNER_LOCK_LEASE; filelock refuses a contender that disagrees); a holder
 # refreshes its marker every third of it, so a killed holder's marker is taken over after
@@ -310,20 +308,11 @@ class Cache:
     def build_failure(self, exc: BaseException) -> CacheError | None:
         """The cache error a failed build really is (a full disk, a read-only cache), if any.
 
-        The installer reports a full disk only in its output, so that is recognised too.
+        An installer's own report of a full disk is recognised where it runs (`installers`);
+        the builder passes it on here as the OSError it stands for.
         """
         if isinstance(exc, OSError) and exc.errno in (*_NO_SPACE, errno.EROFS):
             return _cache_error(self.root, exc, "building an environment")
-        if isinstance(exc, CacheError):
-            return None
-        text = " ".join(
-            str(part or "") for part in (getattr(exc, "message", exc), getattr(exc, "details", ""))
-        )
-        if isinstance(exc, Exception) and any(marker in text for marker in _NO_SPACE_TEXT):
-            full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            error = _cache_error(self.root, full, "building an environment")
-            error.details = getattr(exc, "details", None)
-            return error
         return None
 
     # ------------------------------------------------------------------ aliases

@@ -1,25 +1,37 @@
 """Installers behind one small interface: pip (always available) and uv (optional, faster).
 
-Both honour the index settings runner passes explicitly (from the script's block or flags)
-and their *own* configuration: pip reads pip.conf and `PIP_*` variables, uv reads uv.toml /
-pyproject `[tool.uv]` and `UV_*` variables. uv does not read pip's configuration, so a
-mirror configured only in pip.conf is not seen by `--installer uv` (set `UV_INDEX_URL` or
-`UV_DEFAULT_INDEX` too). Both compile bytecode at build time, whatever
-PYTHONDONTWRITEBYTECODE says, so later runs never recompile.
+`--installer auto` (the default) uses uv when it is available and pip otherwise. Both get
+the same index configuration: pip reads its own (pip.conf, PIP_* variables), and runner
+hands pip's effective settings to uv (with pip's semantics across indexes, uv's
+`unsafe-best-match`) unless uv's own index configuration is present, which then wins.
+Explicit settings from the script's block or flags apply on top, for both.
+
+Nothing secret and nothing unbounded goes on an installer's command line (which any user
+can read): index URLs travel in the installer's environment or in a private requirements
+file (mode 0600, removed afterwards) that also carries the requirements. Both installers
+compile bytecode at build time, whatever PYTHONDONTWRITEBYTECODE says.
+
+Installer output is interpreted here and nowhere else: a failure becomes an
+`InstallFailed` carrying a `Diagnosis` (network, not found, hash mismatch, no space, other)
+that the rest of runner matches on.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import re
+import shlex
 import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from runner import proc
+from runner import pipconfig, proc
 from runner.errors import InstallError, NetworkError
 from runner.interpreters import Interpreter
 from runner.redact import redact_text
@@ -46,6 +58,7 @@ class InstallRequest:
 
 class Installer(Protocol):
     name: str
+    why: str  # how it was chosen, for -v
 
     def needs_seed(self, interpreter: Interpreter) -> bool:
         """Whether the environment must contain its own pip for this installer to drive it."""
@@ -56,26 +69,131 @@ class Installer(Protocol):
         ...
 
 
-def what_to_install(request: InstallRequest) -> list[str]:
-    """The requirements, or a lock's pinned artifacts (hash-checked, nothing resolved);
-    pip and uv spell both alike."""
-    if request.pinned_file is not None:
-        return ["--no-deps", "--require-hashes", "-r", str(request.pinned_file)]
-    return list(request.requirements)
+def _link(location: str) -> str:
+    """A find-links location as both installers read it in a requirements file: URLs as they
+    are, local paths absolute and as file: URLs (no quoting, spaces or '#' to go wrong)."""
+    if "://" in location:
+        return location
+    return Path(os.path.abspath(os.path.expanduser(location))).as_uri()
 
 
-def index_args(index: IndexSettings) -> list[str]:
-    """The command-line form of explicit index settings (pip and uv spell them alike)."""
-    args: list[str] = []
-    if index.index_url:
-        args += ["--index-url", index.index_url]
-    for url in index.extra_index_urls:
-        args += ["--extra-index-url", url]
-    for link in index.find_links:
-        args += ["--find-links", link]
+def _option(name: str, value: str | None = None) -> str:
+    # pip splits option lines with shlex, uv unquotes them the same way.
+    return name if value is None else f"{name} {shlex.quote(value)}"
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """How the index settings reach one installer: variables for its environment and option
+    lines for its private requirements file; `description` says where they came from (-v)."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    lines: tuple[str, ...] = ()
+    description: str = ""
+
+
+def pip_handoff(
+    index: IndexSettings, *, ambient: pipconfig.PipIndexConfig | None = None
+) -> Handoff:
+    """pip reads its own configuration; the explicit settings are requirements-file options.
+
+    In a requirements file `--index-url` replaces *every* index pip knows, its configured
+    extra indexes too, while on a command line it would only replace the main one: those
+    extra indexes are named again so the meaning stays the command line's.
+    """
+    lines: list[str] = []
     if index.no_index:
-        args.append("--no-index")
-    return args
+        lines.append(_option("--no-index"))
+    elif index.index_url:
+        lines.append(_option("--index-url", index.index_url))
+        if ambient is None:
+            ambient = pipconfig.read_pip_config()
+        if not ambient.no_index:
+            lines += [_option("--extra-index-url", url) for url in ambient.extra_index_urls]
+    lines += [_option("--extra-index-url", url) for url in index.extra_index_urls]
+    lines += [_option("--find-links", _link(link)) for link in index.find_links]
+    return Handoff(lines=tuple(lines), description="pip's own configuration")
+
+
+def uv_handoff(
+    index: IndexSettings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> Handoff:
+    """pip's effective configuration translated for uv, unless uv has its own; then the
+    explicit settings on top. URLs go into variables (a requirements file's index URL would
+    lose to uv's configured default index), locations into requirements-file lines."""
+    environ = pipconfig.ambient_environ() if environ is None else environ
+    env: dict[str, str] = {}
+    extras: list[str] = []
+    links: list[str] = []
+    no_index = index.no_index
+    own = pipconfig.uv_index_configuration(environ, cwd)
+    if own is None:
+        pip = pipconfig.read_pip_config(environ)
+        # pip looks at every index and takes the best match; uv's default stops at the first
+        # index that has the package at all.
+        env["UV_INDEX_STRATEGY"] = "unsafe-best-match"
+        if pip.index_url:
+            env["UV_DEFAULT_INDEX"] = pip.index_url
+        extras += pip.extra_index_urls
+        links += pip.find_links
+        no_index = no_index or pip.no_index
+        if pip.trusted_hosts:
+            env["UV_INSECURE_HOST"] = " ".join(pip.trusted_hosts)
+        if pip.cert:
+            env["SSL_CERT_FILE"] = pip.cert
+        if pip.client_cert:
+            env["SSL_CLIENT_CERT"] = pip.client_cert
+        if pip.proxy:
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+                env[name] = pip.proxy
+        where = ", ".join(pip.sources) or "defaults"
+        description = f"pip's configuration ({where}), handed to uv with pip's index strategy"
+    else:
+        extras += environ.get("UV_EXTRA_INDEX_URL", "").split()
+        description = f"uv's own configuration ({own})"
+    if index.index_url:
+        # UV_DEFAULT_INDEX comes before UV_INDEX_URL and any configuration file in uv.
+        env["UV_DEFAULT_INDEX"] = index.index_url
+    extras += index.extra_index_urls
+    if extras and not no_index:
+        env["UV_EXTRA_INDEX_URL"] = " ".join(dict.fromkeys(extras))
+    lines = [_option("--no-index")] if no_index else []
+    every_link = dict.fromkeys((*links, *index.find_links))
+    lines += [_option("--find-links", _link(link)) for link in every_link]
+    return Handoff(env=env, lines=tuple(lines), description=description)
+
+
+def requirement_lines(request: InstallRequest, handoff: Handoff) -> list[str]:
+    """The private requirements file: index options, then one requirement a line (a lock's
+    pinned artifacts stay in their own hash-checked file)."""
+    lines = list(handoff.lines)
+    if request.pinned_file is None:
+        lines += list(request.requirements)
+    return lines
+
+
+def pinned_args(request: InstallRequest) -> list[str]:
+    """A lock's pinned artifacts: hash-checked, nothing resolved (pip and uv spell it alike)."""
+    if request.pinned_file is None:
+        return []
+    return ["--no-deps", "--require-hashes", "-r", str(request.pinned_file)]
+
+
+@contextmanager
+def private_requirements(lines: Sequence[str]) -> Iterator[Path]:
+    """A requirements file only this user can read, removed when the installer is done."""
+    directory = tempfile.mkdtemp(prefix="runner-req-")  # mode 0700
+    path = Path(directory) / "requirements.txt"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 _NETWORK_MARKERS = (
@@ -156,42 +274,122 @@ def important_lines(output: str) -> list[str]:
     return keep[-_KEY_LINES:]
 
 
-def failure(outcome: proc.Outcome, installer: str, log_path: Path) -> InstallError:
-    """Turn a failed install into an error that shows the lines that matter."""
-    details = "\n".join(important_lines(outcome.output))
-    text = _ANSI.sub("", outcome.output)
-    network = any(marker in text for marker in _NETWORK_MARKERS)
+class Problem(enum.Enum):
+    """What a failed installer run says went wrong."""
+
+    NETWORK = "network"
+    NOT_FOUND = "not found"
+    HASH_MISMATCH = "hash mismatch"
+    NO_SPACE = "no space"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The structured reading of a failed installer run: the problem and the packages it
+    names (the requirement not found, the artifacts whose hashes did not match)."""
+
+    problem: Problem
+    packages: tuple[str, ...] = ()
+
+
+class InstallFailed(InstallError):
+    """The installer ran and failed; `diagnosis` says how (match on it, not on the text)."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        details: str | None = None,
+        diagnosis: Diagnosis | None = None,
+    ):
+        super().__init__(message, hint, details=details)
+        self.diagnosis = diagnosis if diagnosis is not None else Diagnosis(Problem.OTHER)
+
+
+class InstallNetworkFailed(InstallFailed, NetworkError):
+    """The installer could not reach a package index (exit status 105)."""
+
+
+# How pip, uv and the OS word a full disk or quota.
+_NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded", "[Errno 28]", "os error 28")
+_HASH_TEXT = ("THESE PACKAGES DO NOT MATCH THE HASHES", "Hash mismatch for")
+# pip: "    alpha==1.0 from http://...:" under its banner; uv: "Hash mismatch for `alpha==1.0`".
+_HASH_PACKAGE = re.compile(r"(?m)(?:^ {4}|[Hh]ash mismatch for `)([A-Za-z0-9._-]+==[^\s`:]+)")
+
+
+def diagnose(output: str) -> Diagnosis:
+    """Read a failed installer run's output (pip's or uv's wording) into a Diagnosis."""
+    text = _ANSI.sub("", output)
+    if any(marker in text for marker in _NO_SPACE_TEXT):
+        return Diagnosis(Problem.NO_SPACE)
+    if any(marker in text for marker in _HASH_TEXT):
+        found = _HASH_PACKAGE.findall(text)
+        return Diagnosis(Problem.HASH_MISMATCH, tuple(dict.fromkeys(found)))
     match = _NOT_FOUND.search(text)
-    hint_log = f"The full {installer} output is in {log_path}"
+    network = any(marker in text for marker in _NETWORK_MARKERS)
     if network and (match or "Could not find a version" in text or "error" in text.lower()):
-        return NetworkError(
+        return Diagnosis(Problem.NETWORK)
+    if match:
+        req = next((g for g in match.group("req", "uvreq", "uvver", "uvonly") if g), None)
+        if req is None and match.group("unsolvable"):
+            found_req = re.search(r"you require (?P<req>[^\s,]+)", text)
+            req = found_req.group("req") if found_req else None
+        return Diagnosis(Problem.NOT_FOUND, (req,) if req else ())
+    return Diagnosis(Problem.OTHER)
+
+
+def failure(outcome: proc.Outcome, installer: str, log_path: Path) -> InstallFailed:
+    """Turn a failed install into an error that carries its diagnosis and shows the lines
+    that matter."""
+    details = "\n".join(important_lines(outcome.output))
+    diagnosis = diagnose(outcome.output)
+    hint_log = f"The full {installer} output is in {log_path}"
+    problem = diagnosis.problem
+    if problem is Problem.NETWORK:
+        return InstallNetworkFailed(
             "could not reach the package index while installing the script's dependencies",
             hint="Check your network or proxy, or the index settings (pip.conf, PIP_INDEX_URL, "
             "UV_INDEX_URL, --index-url); use --offline with a local --find-links directory to "
             f"build without a network. {hint_log}.",
             details=details,
+            diagnosis=diagnosis,
         )
-    if match:
-        req = next((g for g in match.group("req", "uvreq", "uvver", "uvonly") if g), None)
-        if req is None and match.group("unsolvable"):
-            found = re.search(r"you require (?P<req>[^\s,]+)", text)
-            req = found.group("req") if found else None
+    if problem is Problem.NOT_FOUND:
         what = (
-            f"no release of {req} can be installed"
-            if req
+            f"no release of {diagnosis.packages[0]} can be installed"
+            if diagnosis.packages
             else "the dependencies cannot be resolved"
         )
-        return InstallError(
+        return InstallFailed(
             f"{what} from the configured package index",
             hint="Check the spelling and version bounds in the script's dependencies, and "
             f"that your index carries the package. {hint_log}.",
             details=details,
+            diagnosis=diagnosis,
         )
-    return InstallError(
+    if problem is Problem.HASH_MISMATCH:
+        which = ", ".join(diagnosis.packages) or "a package"
+        return InstallFailed(
+            f"{which}: the downloaded artifact does not match its expected sha256",
+            hint=f"The file on the index changed, or the expected hash is wrong. {hint_log}.",
+            details=details,
+            diagnosis=diagnosis,
+        )
+    if problem is Problem.NO_SPACE:
+        return InstallFailed(
+            f"{installer} ran out of disk space while installing the script's dependencies",
+            hint=f"Free some space (`runner cache prune`). {hint_log}.",
+            details=details,
+            diagnosis=diagnosis,
+        )
+    return InstallFailed(
         f"{installer} failed to install the script's dependencies "
         f"(exit status {outcome.returncode})",
         hint=f"See the installer's messages above; run with -v to see everything. {hint_log}.",
         details=details,
+        diagnosis=diagnosis,
     )
 
 
@@ -251,6 +449,11 @@ class UvProgress:
             self.reporter.step("compiling")
 
 
+def _report_choice(reporter: Reporter, installer: str, why: str, handoff: Handoff) -> None:
+    reporter.detail(f"installer: {installer} ({why})")
+    reporter.detail(f"index configuration: {redact_text(handoff.description)}")
+
+
 class PipInstaller:
     """runner's own pip driving the new environment with `pip --python` (no pip inside it).
 
@@ -259,6 +462,9 @@ class PipInstaller:
 
     name = "pip"
 
+    def __init__(self, why: str = "requested"):
+        self.why = why
+
     def needs_seed(self, interpreter: Interpreter) -> bool:
         from packaging.specifiers import SpecifierSet
 
@@ -266,7 +472,10 @@ class PipInstaller:
         supported = SpecifierSet(_requires_python_of_pip())
         return not supported.contains(interpreter.version_obj, prereleases=True)
 
-    def command(self, request: InstallRequest) -> list[str]:
+    def handoff(self, request: InstallRequest) -> Handoff:
+        return pip_handoff(request.index)
+
+    def command(self, request: InstallRequest, requirements_file: Path) -> list[str]:
         runner_file = _pip_runner()
         if request.seeded:
             cmd = [request.python, "-m", "pip"]
@@ -278,30 +487,32 @@ class PipInstaller:
             cmd = [sys.executable, "-m", "pip", "--python", request.python]
         cmd += ["install", "--no-input", "--no-warn-script-location", "--compile"]
         cmd += ["--disable-pip-version-check", "--progress-bar", "off"]
-        cmd += index_args(request.index)
         if request.offline:
             cmd.append("--no-index")
         if request.exclude_newer:
             cmd += ["--uploaded-prior-to", request.exclude_newer]
         if request.refresh:
             cmd += ["--upgrade", "--no-cache-dir"]
-        return cmd + what_to_install(request)
+        return [*cmd, "-r", str(requirements_file), *pinned_args(request)]
 
     def install(self, request: InstallRequest, *, log_path: Path, reporter: Reporter) -> None:
         reporter.step("resolving")
-        env = proc.child_env()
+        handoff = self.handoff(request)
+        _report_choice(reporter, self.name, self.why, handoff)
+        env = proc.child_env(handoff.env)
         env.pop("PIP_PYTHON", None)  # pip would re-execute itself under that interpreter
         # pip's own modules run under the environment's Python; with this set, a Python
         # other than runner's own would recompile all of pip from source on every build
         # (about a second). The environment is compiled by --compile either way.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        outcome = proc.run(
-            self.command(request),
-            env=env,
-            log_path=log_path,
-            stream=reporter.verbose,
-            on_line=PipProgress(reporter),
-        )
+        with private_requirements(requirement_lines(request, handoff)) as requirements:
+            outcome = proc.run(
+                self.command(request, requirements),
+                env=env,
+                log_path=log_path,
+                stream=reporter.verbose,
+                on_line=PipProgress(reporter),
+            )
         if not outcome.ok:
             raise failure(outcome, "pip", log_path)
 
@@ -322,6 +533,11 @@ _TRUE = ("1", "true", "yes", "on")
 
 def find_uv() -> str | None:
     """The uv binary: from the `uv` package (`runner[uv]`), else `uv` on PATH."""
+    return _find_uv()[0]
+
+
+def _find_uv() -> tuple[str | None, str]:
+    """The uv binary and where it was found ("runner[uv]" or "PATH")."""
     try:
         from uv import find_uv_bin  # type: ignore[import-not-found,unused-ignore]
 
@@ -329,27 +545,31 @@ def find_uv() -> str | None:
     except (ImportError, FileNotFoundError, OSError):
         found = ""
     if found and os.access(found, os.X_OK):
-        return found
-    return shutil.which("uv")
+        return found, "runner[uv]"
+    on_path = shutil.which("uv")
+    return on_path, "PATH"
 
 
 class UvInstaller:
     """`uv pip install --python ENV` into an unseeded environment; compiles bytecode.
 
-    uv reads its own configuration (uv.toml, UV_INDEX_URL, UV_FIND_LINKS...), not pip's.
+    Gets pip's index configuration unless uv's own index configuration is present.
     """
 
     name = "uv"
 
-    def __init__(self, uv: str):
+    def __init__(self, uv: str, why: str = "requested"):
         self.uv = uv
+        self.why = why
 
     def needs_seed(self, interpreter: Interpreter) -> bool:
         return False  # uv installs into any Python >= 3.8 from outside
 
-    def command(self, request: InstallRequest) -> list[str]:
+    def handoff(self, request: InstallRequest) -> Handoff:
+        return uv_handoff(request.index)
+
+    def command(self, request: InstallRequest, requirements_file: Path) -> list[str]:
         cmd = [self.uv, "pip", "install", "--python", request.python, "--compile-bytecode"]
-        cmd += index_args(request.index)
         if request.offline:
             cmd.append("--offline")
         if request.exclude_newer:
@@ -358,18 +578,21 @@ class UvInstaller:
             # uv refuses --refresh offline (it cannot refetch); --upgrade still applies.
             offline = request.offline or os.environ.get("UV_OFFLINE", "").lower() in _TRUE
             cmd += ["--upgrade"] if offline else ["--refresh", "--upgrade"]
-        return cmd + what_to_install(request)
+        return [*cmd, "-r", str(requirements_file), *pinned_args(request)]
 
     def install(self, request: InstallRequest, *, log_path: Path, reporter: Reporter) -> None:
         progress = UvProgress(reporter)
         progress.start()
-        outcome = proc.run(
-            self.command(request),
-            env=proc.child_env(),
-            log_path=log_path,
-            stream=reporter.verbose,
-            on_line=progress,
-        )
+        handoff = self.handoff(request)
+        _report_choice(reporter, self.name, self.why, handoff)
+        with private_requirements(requirement_lines(request, handoff)) as requirements:
+            outcome = proc.run(
+                self.command(request, requirements),
+                env=proc.child_env(handoff.env),
+                log_path=log_path,
+                stream=reporter.verbose,
+                on_line=progress,
+            )
         if not outcome.ok:
             raise failure(outcome, "uv", log_path)
 
@@ -378,17 +601,24 @@ INSTALLER_CHOICES = ("pip", "uv", "auto")
 
 
 def get_installer(name: str | None) -> Installer:
-    """The installer named by --installer / RUNNER_INSTALLER: pip (default), uv, or auto
-    (uv when it is available, else pip)."""
-    choice = (name or "pip").strip().lower()
+    """The installer named by --installer / RUNNER_INSTALLER: auto (the default: uv when it
+    is available, else pip), pip or uv. The installer's `why` says how it was chosen."""
+    choice = (name or "auto").strip().lower()
     if choice == "pip":
-        return PipInstaller()
+        return PipInstaller("requested with --installer pip or RUNNER_INSTALLER")
     if choice in ("uv", "auto"):
-        uv = find_uv()
+        uv, where = _find_uv()
         if uv is not None:
-            return UvInstaller(uv)
+            how = (
+                "default when uv is available"
+                if choice == "auto"
+                else "requested with --installer uv or RUNNER_INSTALLER"
+            )
+            return UvInstaller(uv, f"found at {uv} via {where}; {how}")
         if choice == "auto":
-            return PipInstaller()
+            return PipInstaller(
+                "default: uv is not available (install runner[uv] or put uv on PATH to use it)"
+            )
         raise InstallError(
             "the uv installer was requested but uv is not installed",
             hint="Install it with `pip install 'runner[uv]'` (or put `uv` on PATH), or use "

@@ -14,7 +14,7 @@ from typing import Any
 from runner import layout, proc
 from runner.errors import LockfileError
 from runner.hashing import sha256_hex
-from runner.installers import index_args
+from runner.installers import pip_handoff, private_requirements
 from runner.interpreters import Interpreter
 from runner.metadata import ScriptMetadata
 from runner.redact import redact_text, redact_url
@@ -148,7 +148,7 @@ def _pip_lock_command(
     python: str,
     *,
     seeded: bool,
-    requirements: Sequence[str],
+    requirements_file: str,
     index: IndexSettings,
     exclude_newer: str | None,
     offline: bool,
@@ -159,12 +159,12 @@ def _pip_lock_command(
     cmd = [python, "-m", "pip"] if seeded else [sys.executable, "-m", "pip", "--python", python]
     cmd += ["lock", "--no-input", "--disable-pip-version-check", "--progress-bar", "off"]
     cmd += ["--output", output]
-    cmd += index_args(index)
     if offline and not index.no_index:
         cmd.append("--no-index")
     if exclude_newer:
         cmd += ["--uploaded-prior-to", exclude_newer]
-    return cmd + list(requirements)
+    # Index URLs (credentials) and the requirements go in a private file, not on argv.
+    return [*cmd, "-r", requirements_file]
 
 
 def make_lock(
@@ -198,21 +198,23 @@ def make_lock(
             created = create_venv(interpreter, Path(tmp) / "venv", seed=True)
             python, seeded = created.python, True
         if requirements:
-            cmd = _pip_lock_command(
-                python,
-                seeded=seeded,
-                requirements=requirements,
-                index=index,
-                exclude_newer=exclude_newer,
-                offline=offline,
-                output=output,
-            )
             reporter.info(
                 f"resolving {len(requirements)} requirement(s) for {interpreter.describe()}"
             )
-            outcome = proc.run(
-                cmd, env=proc.child_env(), log_path=log_path, stream=reporter.verbose
-            )
+            lines = [*pip_handoff(index).lines, *requirements]
+            with private_requirements(lines) as requirements_file:
+                cmd = _pip_lock_command(
+                    python,
+                    seeded=seeded,
+                    requirements_file=str(requirements_file),
+                    index=index,
+                    exclude_newer=exclude_newer,
+                    offline=offline,
+                    output=output,
+                )
+                outcome = proc.run(
+                    cmd, env=proc.child_env(), log_path=log_path, stream=reporter.verbose
+                )
             if not outcome.ok:
                 error = failure(outcome, "pip lock", log_path)
                 raise LockfileError(

@@ -15,7 +15,8 @@ from runner.redact import redact_text
 
 @dataclass(frozen=True)
 class Outcome:
-    """A finished command: its exit status and everything it printed (stdout+stderr)."""
+    """A finished command: its exit status and everything it printed (stdout+stderr),
+    credentials in URLs redacted."""
 
     cmd: tuple[str, ...]
     returncode: int
@@ -67,7 +68,10 @@ def run(
         if log is not None:
             # URLs in the command may carry index credentials: never write those down.
             log.write("$ " + redact_text(" ".join(cmd)) + "\n")
-        for line in proc.stdout:
+        for raw in proc.stdout:
+            # An installer may echo an index URL with its credentials: what runner keeps,
+            # logs or shows never has them.
+            line = redact_text(raw)
             lines.append(line)
             if log is not None:
                 log.write(line)

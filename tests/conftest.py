@@ -51,8 +51,9 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared_dirs: dict[
     monkeypatch.setenv("PIP_RETRIES", "1")
     monkeypatch.setenv("PIP_TIMEOUT", "5")
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    # No UV_* index variables: runner hands pip's configuration (the dead index above) to uv,
+    # as it does for users; a test that sets uv's own must also set UV_DEFAULT_INDEX.
     monkeypatch.setenv("UV_NO_CONFIG", "1")
-    monkeypatch.setenv("UV_INDEX_URL", DEAD_INDEX)
     monkeypatch.setenv("UV_HTTP_RETRIES", "0")
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
@@ -81,11 +82,9 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def offline_wheels(monkeypatch: pytest.MonkeyPatch, wheelhouse: Path) -> Path:
-    """Make pip (and uv) install from the wheelhouse only, as a user's find-links would."""
+    """Make pip and uv install from the wheelhouse only, as a user's pip.conf find-links would."""
     monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(wheelhouse))
-    # uv has no UV_NO_INDEX: tests that build with uv pass --no-index --find-links themselves.
-    monkeypatch.setenv("UV_FIND_LINKS", str(wheelhouse))
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheelhouse))  # runner hands both to uv too
     return wheelhouse
 
 

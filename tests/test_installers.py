@@ -14,8 +14,11 @@ import pytest
 from runner import installers, proc
 from runner.errors import InstallError, NetworkError
 from runner.installers import (
+    Diagnosis,
+    InstallFailed,
     InstallRequest,
     PipInstaller,
+    Problem,
     UvInstaller,
     find_uv,
     get_installer,
@@ -47,9 +50,15 @@ def the_env(cache: Path) -> Path:
 # ---------------------------------------------------------------------------- choosing
 
 
-def test_default_is_pip() -> None:
-    assert isinstance(get_installer(None), PipInstaller)
+def test_default_is_auto_and_pip_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(get_installer("PIP"), PipInstaller)
+    monkeypatch.setattr(installers, "_find_uv", lambda: ("/opt/uv", "PATH"))
+    chosen = get_installer(None)
+    assert isinstance(chosen, UvInstaller) and chosen.uv == "/opt/uv"
+    assert chosen.why == "found at /opt/uv via PATH; default when uv is available"
+    monkeypatch.setattr(installers, "_find_uv", lambda: (None, "PATH"))
+    fallback = get_installer(None)
+    assert isinstance(fallback, PipInstaller) and "uv is not available" in fallback.why
 
 
 @needs_uv
@@ -63,7 +72,7 @@ def test_uv_and_auto_use_uv_when_it_is_available() -> None:
 def test_auto_falls_back_to_pip_and_explicit_uv_fails_with_a_hint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(installers, "find_uv", lambda: None)
+    monkeypatch.setattr(installers, "_find_uv", lambda: (None, "PATH"))
     assert isinstance(get_installer("auto"), PipInstaller)
     with pytest.raises(InstallError) as info:
         get_installer("uv")
@@ -88,42 +97,43 @@ def test_find_uv_falls_back_to_path(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert find_uv() is None
 
 
-def test_both_installers_get_the_same_settings(tmp_path: Path) -> None:
+def test_both_installers_get_the_same_options_and_no_urls_on_the_command_line(
+    tmp_path: Path,
+) -> None:
     request = InstallRequest(
         python="/env/bin/python",
         requirements=("alpha>=1",),
         index=IndexSettings(
-            index_url="http://i/simple", extra_index_urls=("http://x/simple",), find_links=("/w",)
+            index_url="http://u:pw@i/simple", extra_index_urls=("http://x/simple",)
         ),
         offline=True,
         exclude_newer="2025-01-01T00:00:00Z",
         refresh=True,
     )
-    pip = PipInstaller().command(request)
-    uv = UvInstaller("/bin/uv").command(request)
+    reqs = tmp_path / "r.txt"
+    pip = PipInstaller().command(request, reqs)
+    uv = UvInstaller("/bin/uv").command(request, reqs)
     assert uv[:5] == ["/bin/uv", "pip", "install", "--python", "/env/bin/python"]
     assert uv[5] == "--compile-bytecode"
     assert "--compile" in pip
     for cmd in (pip, uv):
-        joined = " ".join(cmd)
-        assert (
-            "--index-url http://i/simple --extra-index-url http://x/simple --find-links /w"
-            in joined
-        )
-        assert "2025-01-01T00:00:00Z" in cmd and "--upgrade" in cmd and cmd[-1] == "alpha>=1"
+        assert "2025-01-01T00:00:00Z" in cmd and "--upgrade" in cmd
+        assert cmd[-2:] == ["-r", str(reqs)]  # requirements and index options: in the file
+        assert not any("://" in arg or "alpha" in arg for arg in cmd)
         assert "--no-config" not in cmd  # each installer keeps its own configuration
     assert "--offline" in uv and "--exclude-newer" in uv
     # uv rejects --refresh together with offline mode: offline it only upgrades.
     assert "--refresh" not in uv
     online = UvInstaller("/bin/uv").command(
-        InstallRequest(python="p", requirements=("a",), refresh=True)
+        InstallRequest(python="p", requirements=("a",), refresh=True), reqs
     )
     assert "--refresh" in online and "--upgrade" in online
-    pinned = UvInstaller("/bin/uv").command(
-        InstallRequest(python="p", requirements=("alpha",), pinned_file=tmp_path / "req.txt")
+    pinned_request = InstallRequest(
+        python="p", requirements=("alpha",), pinned_file=tmp_path / "req.txt"
     )
+    pinned = UvInstaller("/bin/uv").command(pinned_request, reqs)
     assert pinned[-4:] == ["--no-deps", "--require-hashes", "-r", str(tmp_path / "req.txt")]
-    assert "alpha" not in pinned
+    assert installers.requirement_lines(pinned_request, installers.Handoff()) == []
 
 
 # ---------------------------------------------------------------------------- failure text
@@ -176,7 +186,8 @@ def outcome(text: str, code: int = 1) -> proc.Outcome:
 )
 def test_a_missing_package_is_named(text: str, package: str, tmp_path: Path) -> None:
     err = installers.failure(outcome(text), "x", tmp_path / "x.log")
-    assert type(err) is InstallError
+    assert type(err) is InstallFailed and err.exit_code == 104
+    assert err.diagnosis == Diagnosis(Problem.NOT_FOUND, (package,))
     assert f"no release of {package} can be installed" in err.message
     assert str(tmp_path / "x.log") in (err.hint or "")
     assert "Using Python" not in (err.details or "") and "Looking in" not in (err.details or "")
@@ -185,6 +196,7 @@ def test_a_missing_package_is_named(text: str, package: str, tmp_path: Path) -> 
 def test_uv_network_failure_is_a_network_error(tmp_path: Path) -> None:
     err = installers.failure(outcome(UV_NETWORK, 2), "uv", tmp_path / "x.log")
     assert isinstance(err, NetworkError) and err.exit_code == 105
+    assert err.diagnosis.problem is Problem.NETWORK
     assert "Connection refused" in (err.details or "")
 
 
