@@ -152,7 +152,8 @@ def uv_handoff(
         where = ", ".join(pip.sources) or "defaults"
         description = f"pip's configuration ({where}), handed to uv with pip's index strategy"
     else:
-        extras += environ.get("UV_EXTRA_INDEX_URL", "").split()
+        if index.extra_index_urls:  # a variable replaces uv's: keep the user's value too
+            extras += environ.get("UV_EXTRA_INDEX_URL", "").split()
         description = f"uv's own configuration ({own})"
     if index.index_url:
         # UV_DEFAULT_INDEX comes before UV_INDEX_URL and any configuration file in uv.

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -25,7 +28,8 @@ from runner.installers import (
     important_lines,
 )
 from runner.spec import IndexSettings
-from tests.conftest import published, run_runner, store_dirs, write_script
+from tests.conftest import RUNNER, published, run_runner, store_dirs, write_script
+from tests.wheels import make_wheel, serve_index
 
 UV = find_uv()
 needs_uv = pytest.mark.skipif(UV is None, reason="uv is not installed")
@@ -306,6 +310,8 @@ def test_verbose_streams_the_installer_output_and_quiet_is_silent(
     assert loud.returncode == 0, loud.stderr
     said = "Successfully installed alpha-1.0 beta-1.0" if installer == "pip" else "+ beta==1.0"
     assert said in loud.stderr
+    how = "requested with --installer" if installer == "pip" else "found at "
+    assert f"runner: installer: {installer} ({how}" in loud.stderr
     (log,) = (cache_dir / "logs").glob("*.log")
     assert said in log.read_text()
     silent = run_runner(
@@ -314,3 +320,235 @@ def test_verbose_streams_the_installer_output_and_quiet_is_silent(
     assert silent.returncode == 0
     assert silent.stdout == "ok 1.0\n"
     assert silent.stderr == ""
+
+
+# ---------------------------------------------------------------- one index configuration
+
+PASSWORD = "pw-s3cr3t-4711"
+
+
+class _Seen(list[str]):
+    """A request log that sets an event on the first request: the installer is running."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = threading.Event()
+
+    def append(self, item: str) -> None:
+        super().append(item)
+        self.event.set()
+
+
+def _installer_cmdlines(marker: str) -> tuple[list[str], list[str]]:
+    """(command lines naming `marker`, command lines holding the password) of every process."""
+    ours: list[str] = []
+    leaking: list[str] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                text = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone already
+        if marker in text:
+            ours.append(text)
+        if PASSWORD in text:
+            leaking.append(text)
+    return ours, leaking
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc/<pid>/cmdline")
+@pytest.mark.parametrize("source", ["pip.conf", "script block"])
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_find_links_and_two_indexes_best_match_and_no_credentials_anywhere(
+    installer: str,
+    source: str,
+    tmp_path: Path,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pip's semantics across indexes for both installers: the right alpha is only on the
+    index uv looks at second, beta only in a find-links directory; that index's password
+    never reaches a command line, the output, the build log or the cache."""
+    first, second, links = tmp_path / "first", tmp_path / "second", tmp_path / "links dir"
+    # uv looks at extra indexes before the main one: its first index has only the wrong alpha.
+    make_wheel(first, "alpha", "2.0")
+    make_wheel(second, "alpha", "1.0")
+    make_wheel(links, "beta", "1.0", requires=["alpha>=2"])
+    body = "import alpha, beta\nprint('alpha', alpha.VERSION)\n"
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    seen = _Seen()
+    with (
+        serve_index(first, delay=1.0, requests=seen) as (first_url, first_requests),
+        serve_index(second, delay=1.0) as (second_url, _),
+    ):
+        secret_url = first_url.replace("http://", f"http://runner-user:{PASSWORD}@")
+        if source == "pip.conf":
+            conf = tmp_path / "pip.conf"
+            conf.write_text(
+                f"[global]\nindex-url = {secret_url}\nextra-index-url = {second_url}\n"
+                f"find-links = {links.as_uri()}\n"
+            )
+            monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+            monkeypatch.delenv("PIP_INDEX_URL")
+            script = write_script(tmp_path / "s.py", body, ["beta"])
+        else:
+            script = write_script(tmp_path / "s.py", body, ["beta"])
+            table = (
+                f'# [tool.runner]\n# index-url = "{secret_url}"\n'
+                f'# extra-index-urls = ["{second_url}"]\n# find-links = ["{links}"]\n# ///\n'
+            )
+            script.write_text(script.read_text().replace("# ///\n", table, 1))
+        runner = subprocess.Popen(
+            [RUNNER, "run", "-v", "--installer", installer, str(script)],
+            env={**os.environ, "TMPDIR": str(private_tmp)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            while not seen.event.wait(0.2):  # the installer is running once it asks
+                if runner.poll() is not None:
+                    _, early = runner.communicate(timeout=30)
+                    pytest.fail(f"runner finished before asking the index: {early}")
+            ours, leaking = _installer_cmdlines(str(cache_dir / "store"))
+            files = list(private_tmp.glob("runner-req-*/requirements.txt"))
+            modes = [
+                (stat.S_IMODE(f.stat().st_mode), stat.S_IMODE(f.parent.stat().st_mode))
+                for f in files
+            ]
+            out, err = runner.communicate(timeout=180)
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.communicate(timeout=30)
+    assert runner.returncode == 0, err
+    assert out == "alpha 2.0\n"
+    assert any("/files/alpha-2.0" in r for r in first_requests)
+    assert ours and any(" install " in c for c in ours), "the installer was not caught running"
+    assert leaking == []
+    assert modes == [(0o600, 0o700)]
+    assert list(private_tmp.iterdir()) == []  # the private file is gone afterwards
+    assert f"installer: {installer} (" in err
+    assert PASSWORD not in out + err
+    for path in cache_dir.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert PASSWORD.encode() not in path.read_bytes(), path
+    (log,) = (cache_dir / "logs").glob("*.log")
+    assert "Prepared" in log.read_text() or "Successfully installed" in log.read_text()
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_thousands_of_requirements_never_reach_the_command_line(
+    installer: str, tmp_path: Path, cache_dir: Path, offline_wheels: Path
+) -> None:
+    """With a small stack limit the kernel takes at most 128 KiB of arguments; the
+    requirements (about 150 KiB) go through the private requirements file instead."""
+    ignored = [f"unused-package-number-{i:05d} ; python_version < '3'" for i in range(3000)]
+    payload = sum(len(r) + 1 for r in ignored)
+    script = write_script(tmp_path / "s.py", SCRIPT_BODY, ["beta", *ignored])
+
+    runner_args = [RUNNER, "run", "--installer", installer, str(script)]
+    result = subprocess.run(
+        # 512 KiB of stack: the kernel then accepts 128 KiB of arguments at most.
+        ["sh", "-c", 'ulimit -s 512 && exec "$@"', "sh", *runner_args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert payload > 128 * 1024  # more than any argument list could carry here
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok 1.0\n"
+
+
+# ---------------------------------------------------------------- outcomes, not wording
+
+PIP_HASH = """\
+ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have updated \
+the package versions, please update the hashes. Otherwise, examine the package contents \
+carefully; someone may have tampered with them.
+    alpha==1.0 from http://127.0.0.1:1/files/alpha-1.0-py3-none-any.whl:
+        Expected sha256 0000
+             Got        1111
+"""
+UV_HASH = """\
+error: Failed to download `alpha==1.0`
+  Caused by: Hash mismatch for `alpha==1.0`
+
+Expected:
+  sha256:0000
+
+Computed:
+  sha256:1111
+"""
+PIP_NO_SPACE = (
+    "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device\n"
+)
+UV_NO_SPACE = "error: failed to write to file: No space left on device (os error 28)\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (PIP_HASH, Diagnosis(Problem.HASH_MISMATCH, ("alpha==1.0",))),
+        (UV_HASH, Diagnosis(Problem.HASH_MISMATCH, ("alpha==1.0",))),
+        (PIP_NO_SPACE, Diagnosis(Problem.NO_SPACE)),
+        (UV_NO_SPACE, Diagnosis(Problem.NO_SPACE)),
+        (UV_NETWORK, Diagnosis(Problem.NETWORK)),
+        (PIP_NOT_FOUND, Diagnosis(Problem.NOT_FOUND, ("nosuch",))),
+        (PIP_BUILD_FAILURE, Diagnosis(Problem.OTHER)),
+    ],
+)
+def test_installer_output_is_read_into_a_diagnosis(text: str, expected: Diagnosis) -> None:
+    assert installers.diagnose(text) == expected
+    err = installers.failure(outcome(text), "x", Path("x.log"))
+    assert err.diagnosis == expected
+    assert isinstance(err, NetworkError) == (expected.problem is Problem.NETWORK)
+
+
+def test_a_full_disk_reported_by_the_installer_is_a_cache_error(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """The builder matches on the diagnosis (not on wording) and names the cache."""
+    from runner.builder import build
+    from runner.cache import Cache
+    from runner.errors import CacheError
+    from runner.interpreters import probe
+    from runner.report import Reporter
+    from runner.spec import make_spec
+
+    class FullDisk:
+        name = "fake"
+        why = "test"
+
+        def needs_seed(self, interpreter: object) -> bool:
+            return False
+
+        def install(self, request: InstallRequest, *, log_path: Path, reporter: object) -> None:
+            raise installers.failure(outcome(UV_NO_SPACE), "fake", log_path)
+
+    cache = Cache(cache_dir)
+    cache.ensure()
+    spec = make_spec(["alpha"], probe(sys.executable))
+    with pytest.raises(CacheError) as info:
+        build(spec, cache, FullDisk(), Reporter(quiet=True))
+    assert info.value.exit_code == 106
+    assert str(cache_dir) in info.value.message and "space" in info.value.message
+    assert "os error 28" in (info.value.details or "")
+    assert store_dirs(cache_dir) == []
+
+
+def test_proc_redacts_what_it_captures_logs_and_streams(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "x.log"
+    said = proc.run(
+        [sys.executable, "-c", f"print('fetching https://u:{PASSWORD}@host/simple')"],
+        log_path=log,
+        stream=True,
+    )
+    assert said.ok and "https://***@host/simple" in said.output
+    assert PASSWORD not in said.output + log.read_text() + capsys.readouterr().err
