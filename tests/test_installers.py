@@ -552,3 +552,22 @@ def test_proc_redacts_what_it_captures_logs_and_streams(
     )
     assert said.ok and "https://***@host/simple" in said.output
     assert PASSWORD not in said.output + log.read_text() + capsys.readouterr().err
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_a_tampered_locked_artifact_is_named_from_the_diagnosis(
+    installer: str, tmp_path: Path, cache_dir: Path
+) -> None:
+    """The lock's hash check fails with either installer; the message names the package from
+    the structured outcome (no log is re-read) and the lock exit status is used."""
+    index = tmp_path / "index"
+    make_wheel(index, "alpha", "1.0")
+    script = write_script(tmp_path / "job.py", SCRIPT_BODY.replace(", beta", ""), ["alpha"])
+    with serve_index(index) as (url, _):
+        locked = run_runner("lock", str(script), "--index-url", url)
+        assert locked.returncode == 0, locked.stderr
+        make_wheel(index, "alpha", "1.0", modules={"alpha": "VERSION = 'evil'\n"})
+        result = run_runner("run", "--installer", installer, "--index-url", url, str(script))
+    assert result.returncode == 107, result.stderr
+    assert "alpha==1.0: the downloaded artifact does not match the sha256" in result.stderr
+    assert published(cache_dir) == []
