@@ -121,13 +121,15 @@ def uv_handoff(
     environ: Mapping[str, str] | None = None,
     cwd: str | None = None,
 ) -> Handoff:
-    """pip's effective configuration translated for uv, unless uv has its own; then the
-    explicit settings on top. URLs go into variables (a requirements file's index URL would
-    lose to uv's configured default index), locations into requirements-file lines."""
+    """pip's effective configuration translated for uv (its constraints files too), unless uv
+    has its own; then the explicit settings on top. URLs go into variables (a requirements
+    file's index URL would lose to uv's configured default index), locations into
+    requirements-file lines."""
     environ = pipconfig.ambient_environ() if environ is None else environ
     env: dict[str, str] = {}
     extras: list[str] = []
     links: list[str] = []
+    constraints: list[str] = []
     no_index = index.no_index
     own = pipconfig.uv_index_configuration(environ, cwd)
     if own is None:
@@ -140,6 +142,7 @@ def uv_handoff(
         extras += pip.extra_index_urls
         links += pip.find_links
         no_index = no_index or pip.no_index
+        constraints = [_option("-c", os.path.abspath(c)) for c in pip.constraints]
         if pip.trusted_hosts:
             env["UV_INSECURE_HOST"] = " ".join(pip.trusted_hosts)
         if pip.cert:
@@ -162,6 +165,7 @@ def uv_handoff(
     if extras and not no_index:
         env["UV_EXTRA_INDEX_URL"] = " ".join(dict.fromkeys(extras))
     lines = [_option("--no-index")] if no_index else []
+    lines += constraints
     every_link = dict.fromkeys((*links, *index.find_links))
     lines += [_option("--find-links", _link(link)) for link in every_link]
     return Handoff(env=env, lines=tuple(lines), description=description)

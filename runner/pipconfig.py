@@ -29,6 +29,7 @@ _KEYS = (
     "cert",
     "client-cert",
     "proxy",
+    "constraint",
 )
 
 
@@ -50,6 +51,7 @@ class PipIndexConfig:
     cert: str | None = None
     client_cert: str | None = None
     proxy: str | None = None
+    constraints: tuple[str, ...] = ()  # constraints files pip applies to every install
     # Where the values came from (files read, "PIP_* variables"), for -v.
     sources: tuple[str, ...] = ()
 
@@ -151,6 +153,7 @@ def read_pip_config(environ: Mapping[str, str] | None = None) -> PipIndexConfig:
         cert=effective.get("cert", "").strip() or None,
         client_cert=effective.get("client-cert", "").strip() or None,
         proxy=effective.get("proxy", "").strip() or None,
+        constraints=words("constraint"),
         sources=tuple(sources),
     )
 

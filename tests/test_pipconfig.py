@@ -94,7 +94,8 @@ def test_pip_configuration_reaches_uv_with_pips_strategy(tmp_path: Path) -> None
         tmp_path / "pip.conf",
         "[global]\nindex-url = https://u:pw@main/simple\n"
         "extra-index-url = https://second/simple\nfind-links = /wheels dir\n"
-        "trusted-host = main\ncert = /ca.pem\nclient-cert = /me.pem\nproxy = http://p:1\n",
+        "trusted-host = main\ncert = /ca.pem\nclient-cert = /me.pem\nproxy = http://p:1\n"
+        "[install]\nconstraint = /caps.txt\n",
     )
     handoff = uv_handoff(
         IndexSettings(extra_index_urls=("https://explicit/simple",), find_links=("/mine",)),
@@ -110,6 +111,7 @@ def test_pip_configuration_reaches_uv_with_pips_strategy(tmp_path: Path) -> None
     assert env["HTTPS_PROXY"] == env["HTTP_PROXY"] == "http://p:1"
     # Locations go in the requirements file as file: URLs (no quoting to go wrong).
     assert handoff.lines == (
+        "-c /caps.txt",  # pip's constraints apply to uv's resolution too
         "--find-links file:///wheels",
         f"--find-links {Path.cwd().joinpath('dir').as_uri()}",  # relative: to the cwd, as pip
         "--find-links file:///mine",
