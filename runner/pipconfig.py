@@ -237,7 +237,12 @@ def uv_index_configuration(
     for name in UV_INDEX_VARIABLES:
         if environ.get(name):
             return name
-    for path, pyproject in uv_config_files(environ, cwd if cwd is not None else os.getcwd()):
+    if cwd is None:
+        try:
+            cwd = os.getcwd()
+        except OSError:  # the current directory was deleted: no project configuration
+            cwd = "/"
+    for path, pyproject in uv_config_files(environ, cwd):
         if _uv_file_sets_index(path, pyproject=pyproject):
             return str(path)
     return None

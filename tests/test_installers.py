@@ -564,8 +564,13 @@ def test_a_tampered_locked_artifact_is_named_from_the_diagnosis(
     make_wheel(index, "alpha", "1.0")
     script = write_script(tmp_path / "job.py", SCRIPT_BODY.replace(", beta", ""), ["alpha"])
     with serve_index(index) as (url, _):
-        locked = run_runner("lock", str(script), "--index-url", url)
+        secret_url = url.replace("http://", f"http://u:{PASSWORD}@")
+        locked = run_runner("lock", str(script), "--index-url", secret_url)
         assert locked.returncode == 0, locked.stderr
+        # `pip lock` got the index URL in its private requirements file, not on its argv.
+        (lock_log,) = (cache_dir / "logs").glob("*.log")
+        command = lock_log.read_text().splitlines()[0]
+        assert command.startswith("$ ") and " lock " in command and "://" not in command
         make_wheel(index, "alpha", "1.0", modules={"alpha": "VERSION = 'evil'\n"})
         result = run_runner("run", "--installer", installer, "--index-url", url, str(script))
     assert result.returncode == 107, result.stderr
