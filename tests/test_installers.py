@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -339,8 +340,8 @@ class _Seen(list[str]):
         self.event.set()
 
 
-def _installer_cmdlines(marker: str) -> tuple[list[str], list[str]]:
-    """(command lines naming `marker`, command lines holding the password) of every process."""
+def _installer_cmdlines(marker: str, password: str) -> tuple[list[str], list[str]]:
+    """(command lines naming `marker`, command lines holding `password`) of every process."""
     ours: list[str] = []
     leaking: list[str] = []
     for entry in os.listdir("/proc"):
@@ -353,7 +354,7 @@ def _installer_cmdlines(marker: str) -> tuple[list[str], list[str]]:
             continue  # gone already
         if marker in text:
             ours.append(text)
-        if PASSWORD in text:
+        if password in text:
             leaking.append(text)
     return ours, leaking
 
@@ -377,6 +378,7 @@ def test_find_links_and_two_indexes_best_match_and_no_credentials_anywhere(
     make_wheel(second, "alpha", "1.0")
     make_wheel(links, "beta", "1.0", requires=["alpha>=2"])
     body = "import alpha, beta\nprint('alpha', alpha.VERSION)\n"
+    password = f"pw-{uuid.uuid4().hex}"  # tests running alongside use their own passwords
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     seen = _Seen()
@@ -384,7 +386,7 @@ def test_find_links_and_two_indexes_best_match_and_no_credentials_anywhere(
         serve_index(first, delay=1.0, requests=seen) as (first_url, first_requests),
         serve_index(second, delay=1.0) as (second_url, _),
     ):
-        secret_url = first_url.replace("http://", f"http://runner-user:{PASSWORD}@")
+        secret_url = first_url.replace("http://", f"http://runner-user:{password}@")
         if source == "pip.conf":
             conf = tmp_path / "pip.conf"
             conf.write_text(
@@ -413,7 +415,7 @@ def test_find_links_and_two_indexes_best_match_and_no_credentials_anywhere(
                 if runner.poll() is not None:
                     _, early = runner.communicate(timeout=30)
                     pytest.fail(f"runner finished before asking the index: {early}")
-            ours, leaking = _installer_cmdlines(str(cache_dir / "store"))
+            ours, leaking = _installer_cmdlines(str(cache_dir / "store"), password)
             files = list(private_tmp.glob("runner-req-*/requirements.txt"))
             modes = [
                 (stat.S_IMODE(f.stat().st_mode), stat.S_IMODE(f.parent.stat().st_mode))
@@ -432,10 +434,10 @@ def test_find_links_and_two_indexes_best_match_and_no_credentials_anywhere(
     assert modes == [(0o600, 0o700)]
     assert list(private_tmp.iterdir()) == []  # the private file is gone afterwards
     assert f"installer: {installer} (" in err
-    assert PASSWORD not in out + err
+    assert password not in out + err
     for path in cache_dir.rglob("*"):
         if path.is_file() and not path.is_symlink():
-            assert PASSWORD.encode() not in path.read_bytes(), path
+            assert password.encode() not in path.read_bytes(), path
     (log,) = (cache_dir / "logs").glob("*.log")
     assert "Prepared" in log.read_text() or "Successfully installed" in log.read_text()
 

@@ -414,7 +414,11 @@ def test_verify_detects_and_repairs_damage(
     env = build(s)
     assert run_runner("cache", "verify").returncode == 0
     (module,) = env.glob("lib/python*/site-packages/alpha.py")
-    module.write_text(module.read_text() + "# tampered\n")
+    # Replaced, not edited in place: uv hard-links installed files to its own cache, which an
+    # in-place edit would damage too (and the rebuild below would install the damage).
+    tampered = module.read_text() + "# tampered\n"
+    module.unlink()
+    module.write_text(tampered)
     data = json.loads(run_runner("cache", "verify", "--json").stdout)
     (check,) = data["environments"]
     assert not check["ok"] and any("alpha.py" in p and "wrong size" in p for p in check["problems"])
