@@ -74,7 +74,13 @@ def _link(location: str) -> str:
     are, local paths absolute and as file: URLs (no quoting, spaces or '#' to go wrong)."""
     if "://" in location:
         return location
-    return Path(os.path.abspath(os.path.expanduser(location))).as_uri()
+    path = os.path.expanduser(location)
+    if not os.path.isabs(path):
+        try:
+            path = os.path.join(os.getcwd(), path)
+        except OSError:  # the current directory was deleted: nothing relative to find there
+            return location
+    return Path(os.path.normpath(path)).as_uri()
 
 
 def _option(name: str, value: str | None = None) -> str:
