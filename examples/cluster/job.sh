@@ -4,20 +4,16 @@
 #SBATCH --time=00:10:00
 #SBATCH --output=logs/task-%a.out
 #
-# A SLURM array job: every task runs task.py with its own index.
+# One task of a SLURM array job: runs task.py with this task's index. Submit it with
+# ./submit.sh, which sizes the array from params.txt and, by default, builds the
+# environment once before anything is queued (see the comments there).
 #
-# Before submitting, build the environment once on the login node, into the cache on
-# shared storage that every node sees:
-#
-#     export RUNNER_CACHE_DIR=/shared/$USER/runner-cache
-#     runner sync task.py
-#     sbatch job.sh
-#
-# The nodes then find the published environment and start at once; none of them builds
-# or downloads anything. (If a node did need a build, the lock in the shared cache makes
-# one node build while the others wait; without flock on the filesystem they may build
-# twice, and every run is still correct.)
+# Every node must see the cache: RUNNER_CACHE_DIR names a directory on shared storage
+# (sbatch passes the submitting shell's variables to the tasks). On storage shared between
+# machines (NFS, Lustre, GPFS) also set RUNNER_LOCK=soft.
 set -euo pipefail
 export RUNNER_CACHE_DIR=${RUNNER_CACHE_DIR:-/shared/$USER/runner-cache}
+# SLURM runs a copy of this file from its spool directory: the submit directory is where
+# task.py and params.txt are.
 cd "${SLURM_SUBMIT_DIR:-$(dirname "$0")}"
 exec runner run -q task.py "${SLURM_ARRAY_TASK_ID:?not running as an array task}"

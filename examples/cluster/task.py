@@ -1,6 +1,6 @@
 # /// script
 # requires-python = ">=3.11"
-# dependencies = []
+# dependencies = ["numpy>=1.24"]
 # ///
 """One task of a cluster array job: process the parameter set picked by the task index.
 
@@ -12,6 +12,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+import numpy
 
 
 def task_index() -> int:
@@ -28,7 +30,7 @@ def main() -> None:
     params = Path(os.environ.get("PARAMS", here / "params.txt")).read_text().splitlines()
     index = task_index()
     a, b = (float(x) for x in params[index].split())
-    result = {"task": index, "params": [a, b], "result": a * b}
+    result = {"task": index, "params": [a, b], "result": float(numpy.prod([a, b]))}
     outdir = Path(os.environ.get("OUT_DIR", "results"))
     outdir.mkdir(parents=True, exist_ok=True)
     tmp = outdir / f".task-{index}.json.tmp"
