@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cluster_support import make_fake_numpy
 from tests.conftest import run_runner, store_dirs
 from tests.wheels import make_wheel
 
@@ -89,32 +91,72 @@ def test_wordcount_is_a_shebang_command(tmp_path: Path) -> None:
     assert warm.stdout == f"{1:8} {3:8} {6:8} -\n" and warm.stderr == ""
 
 
-def test_batch_prebuilds_once_then_fans_out(tmp_path: Path, cache_dir: Path) -> None:
+def _batch_inputs(tmp_path: Path, count: int = 12) -> tuple[Path, Path]:
     inputs, out = tmp_path / "inputs", tmp_path / "out"
     inputs.mkdir()
-    for i in range(12):
+    for i in range(count):
         (inputs / f"part{i:02}.txt").write_text(f"{i}\n{i + 2}\n")
-    r = subprocess.run(
-        [str(EXAMPLES / "batch" / "run_batch.sh"), str(inputs), str(out), "4"],
+    return inputs, out
+
+
+def _run_batch(name: str, inputs: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(EXAMPLES / "batch" / name), str(inputs), str(out), "4"],
         env=with_path(),
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    assert r.returncode == 0, r.stderr
-    results = {p.name: json.loads(p.read_text()) for p in out.iterdir()}
+
+
+def _batch_results(out: Path) -> dict[str, object]:
+    results = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert len(results) == 12
     assert results["part05.json"] == {"input": "part05.txt", "count": 2, "mean": 6.0, "max": 7.0}
+    return results
+
+
+def test_batch_prebuilds_once_then_fans_out(tmp_path: Path, cache_dir: Path) -> None:
+    inputs, out = _batch_inputs(tmp_path)
+    r = _run_batch("run_batch.sh", inputs, out)
+    assert r.returncode == 0, r.stderr
+    _batch_results(out)
     # One build, by `runner sync`; the 12 parallel runs were all warm and silent.
     assert r.stderr.count("building an environment") == 1
     assert len(store_dirs(cache_dir)) == 1
 
 
+def test_cold_batch_races_and_builds_once(tmp_path: Path, cache_dir: Path) -> None:
+    inputs, out = _batch_inputs(tmp_path)
+    r = _run_batch("run_cold.sh", inputs, out)
+    assert r.returncode == 0, r.stderr
+    _batch_results(out)
+    # No prebuild: the first run to take the build lock built, the others of the first
+    # wave waited for it (silently, -q), and every run used that one environment.
+    assert r.stderr == ""
+    assert len(store_dirs(cache_dir)) == 1
+
+
+@pytest.mark.skipif(shutil.which("parallel") is None, reason="GNU parallel is not installed")
+def test_batch_with_gnu_parallel(tmp_path: Path, cache_dir: Path) -> None:
+    inputs, out = _batch_inputs(tmp_path)
+    r = _run_batch("run_parallel.sh", inputs, out)
+    assert r.returncode == 0, r.stderr
+    _batch_results(out)
+    assert r.stderr.count("building an environment") == 1
+    assert len(store_dirs(cache_dir)) == 1
+    # parallel's job log: one line per input, each with exit status 0.
+    rows = [line.split("\t") for line in (out / "joblog").read_text().splitlines()[1:]]
+    assert len(rows) == 12 and {row[6] for row in rows} == {"0"}
+
+
 def test_cluster_array_job_with_a_shared_cache(tmp_path: Path) -> None:
+    """The job script under imitated SLURM variables (tests/test_cluster.py runs it for real)."""
     shared = tmp_path / "shared-cache"
     out = tmp_path / "results"
-    env = with_path(RUNNER_CACHE_DIR=str(shared))
+    wheels = make_fake_numpy(tmp_path / "wheels")
+    env = with_path(RUNNER_CACHE_DIR=str(shared), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheels))
     cluster = EXAMPLES / "cluster"
     sync = run_runner("sync", "--json", str(cluster / "task.py"), env=env)
     assert sync.returncode == 0, sync.stderr
