@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import alias, layout, records, trust
-from runner.config import Config
+from runner.config import SOFT_LEASE_SECONDS, Config
 from runner.errors import CacheError
 from runner.fsutil import atomic_write_text, fsync_dir, replace_retrying
 from runner.layout import CACHEDIR_TAG, SUBDIRS
@@ -48,6 +48,15 @@ def _cache_error(path: Path, exc: OSError, doing: str) -> CacheError:
         f"runner cache error at {path} while {doing}: {exc.strerror or exc}",
         hint="Fix the path, or choose another cache with RUNNER_CACHE_DIR=/some/dir.",
     )
+
+
+def _lease_mismatch() -> tuple[type[Exception], ...]:
+    """filelock's error for a soft-lock contender whose lease duration differs from the
+    holder's (filelock >= 3.30); an empty tuple, which catches nothing, before that."""
+    import filelock
+
+    kind = getattr(filelock, "LeaseSettingsMismatch", None)
+    return (kind,) if isinstance(kind, type) and issubclass(kind, Exception) else ()
 
 
 def _make_lock(path: Path, config: Config) -> Any:
@@ -216,6 +225,13 @@ class Cache:
                 except filelock.Timeout:
                     on_wait(self._owner_text(owner))
                     self._wait_for(lock, self.config)
+        except _lease_mismatch() as exc:
+            raise CacheError(
+                f"machines sharing this cache disagree about the soft lock's lease: {exc} "
+                f"(here RUNNER_LOCK_LEASE gives {self.config.lock_lease:g} s)",
+                hint="Every machine sharing this cache must use the same RUNNER_LOCK_LEASE "
+                f"(default {SOFT_LEASE_SECONDS:g}): set it to the same value everywhere.",
+            ) from None
         except (OSError, NotImplementedError) as exc:
             if isinstance(exc, OSError) and exc.errno not in _NO_LOCKING:
                 raise _cache_error(self.locks, exc, "taking the build lock") from None
@@ -245,11 +261,13 @@ class Cache:
         import filelock
 
         lock = _make_lock(self.locks / f"{key}.lock", self.config)
+        busy: tuple[type[Exception], ...] = (filelock.Timeout, *_lease_mismatch())
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 lock.acquire(blocking=False)
-        except filelock.Timeout:
+        except busy:
+            # A holder that disagrees about the lease duration is still a holder: busy.
             yield False
             return
         except (OSError, NotImplementedError):
