@@ -31,7 +31,7 @@ def prod(values):
     return result
 '''
 
-SLURM_COMMANDS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "scontrol", "sinfo")
+SLURM_COMMANDS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "scancel", "sinfo")
 
 
 def make_fake_numpy(directory: Path) -> Path:
@@ -221,7 +221,20 @@ class Slurm:
         return {name: int(path.read_text().split()[0]) for name, path in self.pid_files.items()}
 
     def stop(self) -> None:
-        """Stop the daemons by their own pids (slurmd first, munged last) and reap them."""
+        """Stop the daemons by their own pids (slurmd first, munged last) and reap them.
+
+        Jobs still queued or running on this cluster (after a failure) are cancelled first,
+        so no task outlives the test.
+        """
+        ctld = self.daemons.get("slurmctld")
+        if ctld is not None and ctld.poll() is None:
+            subprocess.run(
+                ["scancel", "--user", str(os.geteuid())],
+                env=dict(os.environ, **self.env),
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
         for name in ("slurmd", "slurmctld", "munged"):
             proc = self.daemons.get(name)
             if proc is None or proc.poll() is not None:

@@ -30,9 +30,11 @@ from tests.wheels import serve_index
 _WHY_NOT = unshare_unavailable()
 pytestmark = pytest.mark.skipif(_WHY_NOT is not None, reason=_WHY_NOT or "")
 
-# Soft lease for these tests (RUNNER_LOCK_LEASE, the same on every host): a holder refreshes
-# its marker every third of it; another host takes over a marker unchanged for this long.
-LEASE = 2.0
+# Soft lease (RUNNER_LOCK_LEASE, the same on every host): a holder refreshes its marker every
+# third of it; another host takes over a marker unchanged for this long. Short where a test
+# waits for a takeover; long elsewhere, so a busy machine cannot delay a heartbeat that much.
+LEASE = 3.0
+LONG_LEASE = 30.0
 # What the takeover may take beyond the lease on a busy machine: polling and process start.
 SLACK = 6.0
 
@@ -69,7 +71,7 @@ print(json.dumps([[p.communicate(timeout=300)[0], p.returncode] for p in procs])
 @pytest.fixture(params=["soft", "native"])
 def lock_env(request: pytest.FixtureRequest) -> dict[str, str]:
     if request.param == "soft":
-        return {"RUNNER_LOCK": "soft", "RUNNER_LOCK_LEASE": str(LEASE)}
+        return {"RUNNER_LOCK": "soft", "RUNNER_LOCK_LEASE": str(LONG_LEASE)}
     return {}
 
 
@@ -228,6 +230,8 @@ def hung_build(
 def test_killed_build_is_taken_over_by_another_host(
     beta_script: Path, cache_dir: Path, lock_env: dict[str, str], wheels: Path
 ) -> None:
+    if lock_env:
+        lock_env = {**lock_env, "RUNNER_LOCK_LEASE": str(LEASE)}
     with serve_index(wheels) as (fast, _), hung_build(beta_script, wheels, lock_env) as builder:
         # host-b arrives and waits for host-a's build.
         waiter = _start_host(
@@ -249,7 +253,7 @@ def test_killed_build_is_taken_over_by_another_host(
         assert swept.returncode == 0, swept.stderr
         [half_built] = store_dirs(cache_dir)
         # While host-a lives its lock is never taken, however many leases pass.
-        lines.none_within("building an environment", 3 * LEASE)
+        lines.none_within("building an environment", 2 * LEASE)
         assert store_dirs(cache_dir) == [half_built]
         os.killpg(builder.pid, signal.SIGKILL)
         killed = time.monotonic()
