@@ -135,10 +135,10 @@ def _start_host(
 
 
 def _results(host: subprocess.Popen[str], stderr: str) -> list[tuple[str, int]]:
-    assert host.stdout is not None
-    out = host.stdout.read()
+    """The copies' (stdout, status) once the host's driver has ended (its JSON is small)."""
     assert host.wait(timeout=300) == 0, stderr
-    return [(text, rc) for text, rc in json.loads(out)]
+    assert host.stdout is not None
+    return [(text, rc) for text, rc in json.loads(host.stdout.read())]
 
 
 def _check_tasks(results: list[tuple[str, int]], host: str, stderr: str) -> set[str]:
@@ -181,10 +181,11 @@ def test_one_build_per_key_across_hosts(
     prefixes: set[str] = set()
     stderr = ""
     for name, proc in hosts.items():
-        assert proc.stderr is not None
-        err = proc.stderr.read()
+        out, err = proc.communicate(timeout=300)
         stderr += err
-        prefixes |= _check_tasks(_results(proc, err), name, err)
+        assert proc.returncode == 0, err
+        results = [(text, rc) for text, rc in json.loads(out)]
+        prefixes |= _check_tasks(results, name, err)
     assert "Traceback" not in stderr
     # One environment, built once, and all twelve copies on three hosts ran in it.
     assert [str(p) for p in store_dirs(cache_dir)] == sorted(prefixes)
@@ -333,8 +334,7 @@ def test_cleanup_on_one_host_spares_an_env_in_use_on_another(
         user.stdin.write("finish\n")
         user.stdin.flush()
         lines.wait_for("still intact 1.0", timeout=60)
-        _, err = user.communicate(timeout=60)
-        assert user.returncode == 0, err
+        assert user.wait(timeout=60) == 0, user.stderr and user.stderr.read()
         # Once host-a's script has ended, host-b's cleanup removes the environment.
         again = subprocess.run(
             on_host("host-b", [RUNNER, "cache", "clean"]),
