@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from tests.wheels import make_wheel
@@ -87,9 +87,8 @@ def free_port() -> int:
         return port
 
 
-def _wait_until(what: str, check: object, timeout: float, logs: Path) -> None:
-    """Poll `check` (a callable returning bool) until true; the daemons offer no event."""
-    assert callable(check)
+def _wait_until(what: str, check: Callable[[], bool], timeout: float, logs: Path) -> None:
+    """Poll `check` until it is true (the daemons offer no event to wait for)."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
