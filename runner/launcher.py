@@ -185,9 +185,10 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise _Reminder
 
 
-def queue_for_script(root: str, digest: str, script: str) -> int | None:
+def queue_for_script(root: str, digest: str, script: str, *, quiet: bool = False) -> int | None:
     """Take `locks/alias-<digest>.lock`, waiting while another copy of this script runs the
-    cold path; the descriptor (close-on-exec), or None where locking is unavailable.
+    cold path; the descriptor (close-on-exec), or None where locking is unavailable. Says
+    on stderr what it waits for, unless `quiet` (-q: errors only).
 
     Only stdlib and no heavy imports: a hundred waiters cost a hundred blocked processes,
     not a hundred interpreters importing the CLI.
@@ -221,8 +222,9 @@ def queue_for_script(root: str, digest: str, script: str) -> int | None:
         owner = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
     except OSError:
         owner = "another process"
-    sys.stderr.write(f"runner: waiting for another build of this environment ({owner})\n")
-    sys.stderr.flush()
+    if not quiet:
+        sys.stderr.write(f"runner: waiting for another build of this environment ({owner})\n")
+        sys.stderr.flush()
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     try:
         while True:
@@ -232,6 +234,8 @@ def queue_for_script(root: str, digest: str, script: str) -> int | None:
                 _say_who(fd, script)
                 return fd
             except _Reminder:
+                if quiet:
+                    continue
                 waited = int(time.monotonic() - started)
                 sys.stderr.write(
                     f"runner: still waiting ({waited} s) for another build of this "
@@ -300,7 +304,8 @@ def run(parsed: "ParsedRun", config: Config) -> int:
         if root is not None and warm.digest is not None:
             if config.fastpath:
                 try_alias(root, warm.digest, parsed, config)
-            lock_fd = queue_for_script(root, warm.digest, parsed.script)
+            quiet = bool(parsed.values["quiet"])
+            lock_fd = queue_for_script(root, warm.digest, parsed.script, quiet=quiet)
             if lock_fd is not None and config.fastpath:
                 try_alias(root, warm.digest, parsed, config)  # another copy built it
                 failed = recent_failure(root, warm.digest, started_ns)
