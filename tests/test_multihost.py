@@ -157,6 +157,21 @@ def beta_script(tmp_path: Path) -> Path:
     return write_script(tmp_path / "task.py", TASK, ["beta"])
 
 
+def host_script(directory: Path, host: str) -> Path:
+    """The task with the same needs (the same environment) but a block of its own bytes.
+
+    Copies of one script first queue on a per-script lock (`locks/alias-<digest>.lock`,
+    flock); different scripts with the same needs meet only on the environment's build lock.
+    A script per host makes the hosts meet there, on the soft lock under test, as they do
+    on a filesystem whose flock is local to each node.
+    """
+    spaces = " " * (1 + sum(map(ord, host)) % 7)
+    block = f'# /// script\n# dependencies = [{spaces}"beta"]\n# ///\n'
+    path = directory / f"task-{host}.py"
+    path.write_text(block + TASK)
+    return path
+
+
 @pytest.fixture
 def wheels(wheelhouse: Path) -> Path:
     return wheelhouse
@@ -171,11 +186,11 @@ def slow_index(wheels: Path) -> Iterator[str]:
 
 
 def test_one_build_per_key_across_hosts(
-    beta_script: Path, cache_dir: Path, lock_env: dict[str, str], slow_index: str
+    tmp_path: Path, cache_dir: Path, lock_env: dict[str, str], slow_index: str
 ) -> None:
     env = _host_env(slow_index, lock_env)
     hosts = {
-        name: _start_host(name, 4, [RUNNER, "run", str(beta_script)], env)
+        name: _start_host(name, 4, [RUNNER, "run", str(host_script(tmp_path, name))], env)
         for name in ("host-a", "host-b", "host-c")
     }
     prefixes: set[str] = set()
@@ -211,10 +226,12 @@ def hung_build(
             if path.startswith("/files/"):
                 downloading.set()
 
+    # The installer must wait for the download rather than time out and fail the build.
+    patient = {**env, "PIP_TIMEOUT": "600", "PIP_RETRIES": "0", "UV_HTTP_TIMEOUT": "600"}
     with serve_index(wheels, delay=120.0, requests=Requests()) as (stuck, _):
         builder = subprocess.Popen(
             on_host("host-a", [RUNNER, "run", str(script)]),
-            env=_host_env(stuck, env),
+            env=_host_env(stuck, patient),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -229,20 +246,19 @@ def hung_build(
 
 
 def test_killed_build_is_taken_over_by_another_host(
-    beta_script: Path, cache_dir: Path, lock_env: dict[str, str], wheels: Path
+    tmp_path: Path, beta_script: Path, cache_dir: Path, lock_env: dict[str, str], wheels: Path
 ) -> None:
     if lock_env:
         lock_env = {**lock_env, "RUNNER_LOCK_LEASE": str(LEASE)}
     with serve_index(wheels) as (fast, _), hung_build(beta_script, wheels, lock_env) as builder:
         # host-b arrives and waits for host-a's build.
-        waiter = _start_host(
-            "host-b", 3, [RUNNER, "run", str(beta_script)], _host_env(fast, lock_env)
-        )
+        mine = host_script(tmp_path, "host-b")
+        waiter = _start_host("host-b", 3, [RUNNER, "run", str(mine)], _host_env(fast, lock_env))
         assert waiter.stderr is not None
         lines = Lines(waiter.stderr)
+        # Its copies queue behind the first, which waits for host-a's build lock.
         lines.wait_for("waiting for another build", timeout=120)
-        if lock_env:
-            assert "on host-a" in lines.seen[-1]
+        lines.wait_for("on host-a", timeout=120)
         # Cleanup on host-c leaves host-a's build in progress alone (no grace period).
         swept = subprocess.run(
             on_host("host-c", [RUNNER, "cache", "clean"]),
@@ -274,13 +290,13 @@ def test_killed_build_is_taken_over_by_another_host(
 
 
 def test_hosts_that_disagree_about_the_lease_get_an_error(
-    beta_script: Path, cache_dir: Path, wheels: Path
+    tmp_path: Path, beta_script: Path, cache_dir: Path, wheels: Path
 ) -> None:
     soft = {"RUNNER_LOCK": "soft", "RUNNER_LOCK_LEASE": str(LEASE)}
     other = {**soft, "RUNNER_LOCK_LEASE": str(LEASE + 1), "RUNNER_PRUNE_GRACE": "0"}
     with serve_index(wheels) as (fast, _), hung_build(beta_script, wheels, soft):
         run = subprocess.run(
-            on_host("host-b", [RUNNER, "run", str(beta_script)]),
+            on_host("host-b", [RUNNER, "run", str(host_script(tmp_path, "host-b"))]),
             env=_host_env(fast, other),
             capture_output=True,
             text=True,
