@@ -5,7 +5,7 @@
 #
 # Every run starts on a possibly cold cache and they race: the first to take the
 # environment's build lock builds it, the others wait for that build (silently with -q;
-# without it each says once which process it waits for) and then run in the environment it
+# without it each says which process it waits for) and then run in the environment it
 # published. The environment is built once however many runs start together. Prefer
 # run_batch.sh (prebuild, then fan out) when you can: a broken dependency then fails once,
 # before the batch, instead of in every run.
