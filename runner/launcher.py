@@ -264,13 +264,24 @@ def _failure_path(root: str, digest: str) -> str:
     return os.path.join(root, "locks", f"alias-{digest}.failed")
 
 
-def recent_failure(root: str, digest: str, since_ns: int) -> tuple[int, str] | None:
-    """(exit status, message) of a cold run of this script that failed after `since_ns`."""
-    path = _failure_path(root, digest)
+def failure_stamp(root: str, digest: str) -> tuple[int, int] | None:
+    """Which failure record of this script exists now (inode, mtime), if any."""
     try:
-        if os.stat(path).st_mtime_ns < since_ns:
-            return None
-        with open(path, encoding="utf-8") as f:
+        st = os.stat(_failure_path(root, digest))
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def failure_since(root: str, digest: str, before: tuple[int, int] | None) -> tuple[int, str] | None:
+    """(exit status, message) of a cold run of this script that failed while we waited: its
+    record differs from the one seen before (records are replaced atomically, so a new one
+    is a new inode). No clocks are compared: hosts sharing a cache may disagree on the time."""
+    now = failure_stamp(root, digest)
+    if now is None or now == before:
+        return None
+    try:
+        with open(_failure_path(root, digest), encoding="utf-8") as f:
             status, _, message = f.read().partition("\n")
     except (OSError, UnicodeDecodeError):
         return None
@@ -291,7 +302,6 @@ def run(parsed: "ParsedRun", config: Config) -> int:
     warm = _Warm(None, None)
     lock_fd = None
     root = None
-    started_ns = now_ns()
     if parsed.script[:8].lower().startswith(("https://", "http://")):
         parsed = _fresh_download(parsed, config)
     # --refresh must build anew: no alias may answer for it.
@@ -305,10 +315,11 @@ def run(parsed: "ParsedRun", config: Config) -> int:
             if config.fastpath:
                 try_alias(root, warm.digest, parsed, config)
             quiet = bool(parsed.values["quiet"])
+            before = failure_stamp(root, warm.digest)
             lock_fd = queue_for_script(root, warm.digest, parsed.script, quiet=quiet)
             if lock_fd is not None and config.fastpath:
                 try_alias(root, warm.digest, parsed, config)  # another copy built it
-                failed = recent_failure(root, warm.digest, started_ns)
+                failed = failure_since(root, warm.digest, before)
                 if failed is not None:
                     status, message = failed
                     sys.stderr.write(message)
