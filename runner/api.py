@@ -246,6 +246,13 @@ def ensure_environment(
             found = cache.lookup(key)
             if found is not None:
                 return found
+        else:
+            from runner.cache import process_start_time
+
+            found = cache.refreshed_since(key, process_start_time() or 0.0)
+            if found is not None:  # a --refresh that started after we were asked: as good
+                reporter.info(f"using the environment just refreshed by another run ({found})")
+                return found
         reporter.info(
             f"building an environment for {label} ({describe_requirements(spec.requirements)})"
         )

@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,7 +33,12 @@ _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 # this long.
 
 
-def _cache_error(path: Path, exc: OSError, doing: str) -> CacheError:
+def cache_error(path: Path, exc: OSError, doing: str) -> CacheError:
+    """The CacheError an OSError met while `doing` something in the cache is, naming the path
+    the error was about (the OS knows it better than the caller: `File exists` names the
+    entry in the way, not the cache root)."""
+    if isinstance(exc.filename, str) and exc.filename:
+        path = Path(exc.filename)
     if exc.errno in _NO_SPACE:
         return CacheError(
             f"no space left in the runner cache at {path} while {doing}",
@@ -43,6 +49,12 @@ def _cache_error(path: Path, exc: OSError, doing: str) -> CacheError:
         return CacheError(
             f"cannot write to the runner cache at {path} ({exc.strerror}) while {doing}",
             hint="Make it writable, or choose another cache with RUNNER_CACHE_DIR=/some/dir.",
+        )
+    if exc.errno == errno.EEXIST or isinstance(exc, (IsADirectoryError, NotADirectoryError)):
+        return CacheError(
+            f"{path} is in the way in the runner cache ({exc.strerror}) while {doing}",
+            hint=f"runner did not make {path}: move it away if nothing of yours is in it, or "
+            "choose another cache with RUNNER_CACHE_DIR=/some/dir.",
         )
     return CacheError(
         f"runner cache error at {path} while {doing}: {exc.strerror or exc}",
@@ -57,6 +69,28 @@ def _lease_mismatch() -> tuple[type[Exception], ...]:
 
     kind = getattr(filelock, "LeaseSettingsMismatch", None)
     return (kind,) if isinstance(kind, type) and issubclass(kind, Exception) else ()
+
+
+def process_start_time(pid: int | None = None) -> float | None:
+    """When a process (default: this one) was started, wall clock seconds; None if unknown.
+
+    Linux gives it to clock-tick precision (/proc/<pid>/stat, in seconds since boot). For
+    this process elsewhere, the time this module was first imported stands in (a little
+    later): it is what `--refresh` was asked at.
+    """
+    try:
+        with open(f"/proc/{pid or 'self'}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rpartition(")")[2].split()
+        ticks = int(fields[19])  # field 22 of the whole line: starttime
+        since_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+        return time.time() - (since_boot - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return _IMPORTED_AT if pid is None else None
+
+
+_IMPORTED_AT = time.time()
+# A waiter says again what it waits for this often (seconds).
+WAIT_REPORT_INTERVAL = 30.0
 
 
 def _make_lock(path: Path, config: Config) -> Any:
@@ -97,6 +131,7 @@ class Cache:
         self.scripts = self.root / "scripts"
         self.interpreters = self.root / "interpreters"
         self.logs = self.root / "logs"
+        self._locked_at: dict[str, float] = {}  # key -> when this process took its build lock
 
     # ------------------------------------------------------------------ setup
 
@@ -105,7 +140,7 @@ class Cache:
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
-            raise _cache_error(self.root, exc, "creating the cache") from None
+            raise cache_error(self.root, exc, "creating the cache") from None
         self.check_ownership()
         try:
             for name in SUBDIRS:
@@ -115,7 +150,7 @@ class Cache:
                 atomic_write_text(tag, CACHEDIR_TAG)
         except OSError as exc:
             if not self._layout_present():
-                raise _cache_error(self.root, exc, "creating the cache layout") from None
+                raise cache_error(self.root, exc, "creating the cache layout") from None
             # A read-only cache that already has its layout still serves what it holds.
 
     def _layout_present(self) -> bool:
@@ -193,7 +228,7 @@ class Cache:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise _cache_error(self.store, exc, "creating a build directory") from None
+                raise cache_error(self.store, exc, "creating a build directory") from None
             return path
 
     @contextlib.contextmanager
@@ -214,6 +249,7 @@ class Cache:
 
         import filelock
 
+        self.check_pointer(key)
         path = self.locks / f"{key}.lock"
         owner = self.locks / f"{key}.owner"
         lock = _make_lock(path, self.config)
@@ -221,10 +257,9 @@ class Cache:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # filelock's warnings are not the user's business
                 try:
-                    lock.acquire(timeout=1.0)
+                    lock.acquire(timeout=min(1.0, self.config.lock_timeout or 1.0))
                 except filelock.Timeout:
-                    on_wait(self._owner_text(owner))
-                    self._wait_for(lock, self.config)
+                    self._wait_for(lock, path, owner, on_wait)
         except _lease_mismatch() as exc:
             raise CacheError(
                 f"machines sharing this cache disagree about the soft lock's lease: {exc} "
@@ -234,12 +269,13 @@ class Cache:
             ) from None
         except (OSError, NotImplementedError) as exc:
             if isinstance(exc, OSError) and exc.errno not in _NO_LOCKING:
-                raise _cache_error(self.locks, exc, "taking the build lock") from None
+                raise cache_error(self.locks, exc, "taking the build lock") from None
             on_unlockable(
                 f"the cache filesystem cannot lock {path} ({exc}); building without the lock"
             )
             yield
             return
+        self._locked_at[key] = time.time()
         try:
             with contextlib.suppress(OSError):
                 atomic_write_text(
@@ -247,7 +283,26 @@ class Cache:
                 )
             yield
         finally:
+            self._locked_at.pop(key, None)
             lock.release()
+
+    def check_pointer(self, key: str) -> None:
+        """Refuse to build around an `envs/<key>` that is not a pointer runner made (a
+        directory, a device...): publishing could never replace it, and every run would
+        build and leave behind another store directory."""
+        pointer = self.envs / key
+        try:
+            st = os.lstat(pointer)
+        except OSError:
+            return
+        if not (stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a file"
+            raise CacheError(
+                f"{pointer} is {what}, not a pointer runner made; not building an environment "
+                "that could never be published there",
+                hint=f"runner did not make it: move it away (mv {pointer} ~/) if nothing of "
+                "yours is in it, and run again.",
+            )
 
     @contextlib.contextmanager
     def try_build_lock(self, key: str) -> Iterator[bool]:
@@ -278,26 +333,50 @@ class Cache:
         finally:
             lock.release()
 
-    @staticmethod
-    def _wait_for(lock: Any, config: Config) -> None:
-        """Wait for the lock. A soft marker that is still empty a whole lease after it was
-        made belongs to a holder killed between creating and filling it; filelock would
-        wait for it forever, so it is removed."""
+    def _wait_for(self, lock: Any, path: Path, owner: Path, on_wait: Callable[[str], None]) -> None:
+        """Wait for the build lock, saying what we wait for now and every
+        WAIT_REPORT_INTERVAL seconds, and giving up after RUNNER_LOCK_TIMEOUT seconds.
+
+        A soft marker that is still empty a whole lease after it was made belongs to a
+        holder killed between creating and filling it; filelock would wait for it forever,
+        so it is removed."""
         import filelock
 
-        if not config.soft_locks:
-            lock.acquire()
-            return
-        lease = config.lock_lease
+        soft = self.config.soft_locks
+        lease = self.config.lock_lease
+        limit = self.config.lock_timeout
+        started = time.monotonic()
+        next_report = started
         while True:
+            now = time.monotonic()
+            if now >= next_report:
+                waited = now - started
+                text = self._owner_text(owner)
+                on_wait(text if waited < 1.0 else f"{text}; {waited:.0f} s so far")
+                next_report = now + WAIT_REPORT_INTERVAL
+            slice_ = next_report - now
+            if soft:
+                slice_ = min(slice_, lease)
+            if limit is not None:
+                left = started + limit - now
+                if left <= 0:
+                    raise CacheError(
+                        f"gave up after {limit:g} s waiting for {path}, held by "
+                        f"{self._owner_text(owner)}",
+                        hint="That build may be stuck or stopped (kill -CONT it, or end it); "
+                        "raise RUNNER_LOCK_TIMEOUT to wait longer, or unset it to wait as "
+                        "long as it takes.",
+                    )
+                slice_ = min(slice_, left)
             try:
-                lock.acquire(timeout=lease)
+                lock.acquire(timeout=max(slice_, 0.01))
                 return
             except filelock.Timeout:
-                with contextlib.suppress(OSError):
-                    st = os.stat(lock.lock_file)
-                    if st.st_size == 0 and time.time() - st.st_mtime > lease:
-                        os.unlink(lock.lock_file)
+                if soft:
+                    with contextlib.suppress(OSError):
+                        st = os.stat(lock.lock_file)
+                        if st.st_size == 0 and time.time() - st.st_mtime > lease:
+                            os.unlink(lock.lock_file)
 
     @staticmethod
     def _owner_text(owner: Path) -> str:
@@ -307,7 +386,11 @@ class Cache:
             return "another process"
 
     def publish(self, key: str, env_dir: Path) -> None:
-        """Atomically point `envs/<key>` at `env_dir` (replacing any older pointer)."""
+        """Atomically point `envs/<key>` at `env_dir` (replacing any older pointer).
+
+        A build done under the key's lock also records when it started (`locks/<key>.built`),
+        so `--refresh` runs that waited for it can use it instead of building again."""
+        self.check_pointer(key)
         pointer = self.envs / key
         tmp = self.envs / f".{key}.{secrets.token_hex(6)}.tmp"
         relative = os.path.relpath(env_dir, self.envs)
@@ -320,8 +403,27 @@ class Cache:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise _cache_error(self.envs, exc, "publishing an environment") from None
+            exc.filename, exc.filename2 = str(pointer), None
+            raise cache_error(self.envs, exc, "publishing an environment") from None
         fsync_dir(self.envs)
+        started = self._locked_at.get(key)
+        if started is not None:
+            with contextlib.suppress(OSError):
+                atomic_write_text(self.locks / f"{key}.built", f"{started!r}\t{env_dir}\n")
+
+    def refreshed_since(self, key: str, since: float) -> Path | None:
+        """The published environment of `key` if a build that started after `since` made it
+        (read under the key's build lock: `--refresh` runs that waited for another refresh
+        of the same environment use its result)."""
+        try:
+            text = (self.locks / f"{key}.built").read_text(encoding="utf-8")
+            started_text, _, env_text = text.rstrip("\n").partition("\t")
+            started = float(started_text)
+        except (OSError, ValueError):
+            return None
+        if started <= since or self.pointer_target(key) != Path(env_text):
+            return None
+        return self.lookup(key)
 
     def build_failure(self, exc: BaseException) -> CacheError | None:
         """The cache error a failed build really is (a full disk, a read-only cache), if any.
@@ -330,7 +432,7 @@ class Cache:
         the builder passes it on here as the OSError it stands for.
         """
         if isinstance(exc, OSError) and exc.errno in (*_NO_SPACE, errno.EROFS):
-            return _cache_error(self.root, exc, "building an environment")
+            return cache_error(self.root, exc, "building an environment")
         return None
 
     # ------------------------------------------------------------------ aliases

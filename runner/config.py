@@ -33,6 +33,11 @@ def _seconds(environ: "Mapping[str, str]", name: str, default: float, *, zero: b
     return value
 
 
+def _optional_seconds(environ: "Mapping[str, str]", name: str) -> float | None:
+    value = _seconds(environ, name, -1.0, zero=True)
+    return None if value < 0 else value
+
+
 def _count(environ: "Mapping[str, str]", name: str, default: int) -> int:
     value = environ.get(name, "")
     return int(value) if value.isdigit() else default
@@ -70,6 +75,7 @@ class Config:
         "hang_file",
         "installer",
         "lock_lease",
+        "lock_timeout",
         "max_depth",
         "offline",
         "prune_grace",
@@ -93,6 +99,7 @@ class Config:
         allow_shared_cache: bool = False,
         soft_locks: bool = False,
         lock_lease: float = SOFT_LEASE_SECONDS,
+        lock_timeout: float | None = None,
         prune_grace: float = DEFAULT_GRACE,
         auto_prune: bool = True,
         auto_prune_after: str = "30d",
@@ -114,6 +121,9 @@ class Config:
         self.allow_shared_cache = allow_shared_cache  # RUNNER_ALLOW_SHARED_CACHE
         self.soft_locks = soft_locks  # RUNNER_LOCK=soft
         self.lock_lease = lock_lease  # RUNNER_LOCK_LEASE (seconds)
+        # RUNNER_LOCK_TIMEOUT: seconds a run waits for another build of its environment
+        # (None: as long as it takes)
+        self.lock_timeout = lock_timeout
         self.prune_grace = prune_grace  # RUNNER_PRUNE_GRACE (seconds)
         self.auto_prune = auto_prune  # RUNNER_NO_AUTO_PRUNE turns it off
         self.auto_prune_after = auto_prune_after  # RUNNER_AUTO_PRUNE_AFTER
@@ -139,6 +149,7 @@ class Config:
             allow_shared_cache=bool(env.get("RUNNER_ALLOW_SHARED_CACHE")),
             soft_locks=env.get("RUNNER_LOCK") == "soft",
             lock_lease=_seconds(env, "RUNNER_LOCK_LEASE", SOFT_LEASE_SECONDS, zero=False),
+            lock_timeout=_optional_seconds(env, "RUNNER_LOCK_TIMEOUT"),
             prune_grace=_seconds(env, "RUNNER_PRUNE_GRACE", DEFAULT_GRACE, zero=True),
             auto_prune=env.get("RUNNER_NO_AUTO_PRUNE", "") in ("", "0"),
             auto_prune_after=env.get("RUNNER_AUTO_PRUNE_AFTER") or "30d",
