@@ -1,19 +1,31 @@
 """Cache lifecycle: list, prune, clean and verify environments without breaking running scripts.
 
-Safety protocol for removing one store directory (DESIGN principles 2 and 4):
+Boundaries: cleanup works only in a cache root that belongs to the caller (`check_cache`:
+the ownership rule of the run path, runner's own CACHEDIR.TAG, and `store/`, `envs/`,
+`scripts/`, ... real directories, never symbolic links), and removes only entries whose names
+runner makes (`store/<32 hex>-<12 hex>`, `store/.trash-<12 hex>`, `envs/<32 hex>`,
+`scripts/<64 hex>`, their temporary files, logs and stored stdin scripts). Anything else is
+reported as "not made by runner" and left alone.
 
-1. try the exclusive lock on its lease file without waiting; if a running script holds the
-   shared lease, the environment is in use: skip it and say so;
+Safety protocol for removing store directories (DESIGN principles 2 and 4), a batch at a time:
+
+1. try the exclusive lock on each one's lease file without waiting; if a running script
+   holds the shared lease, the environment is in use: skip it and say so. A complete
+   environment without a lease file is skipped too: nothing can tell whether it is in use;
 2. try the key's build lock without waiting; if a build of the key is in progress, skip;
-3. unpublish first: remove `envs/<key>` only if it still names this directory, and every
+3. holding those locks, look for living processes that use the environments even without
+   the descriptor lease (a script that closed its descriptors, a detached child): on Linux
+   `processes_using` reads /proc; whatever names an environment keeps it;
+4. unpublish first: remove `envs/<key>` only if it still names this directory, and every
    alias naming it;
-4. rename the directory to `store/.trash-<random>` so its manifest disappears atomically;
-5. release both locks, then delete the trash with `fsutil.remove_tree` (never follows
+5. rename the directory to `store/.trash-<random>` so its manifest disappears atomically;
+6. release the locks, then delete the trash with `fsutil.remove_tree` (never follows
    symlinks out of the cache).
 
 A launcher that took its lease in between finds no manifest and falls back to the cold path.
 Directories nothing names (a killed build's leftovers) are removed only after a grace period,
-so a build in progress is never touched, even where locks do not work.
+so a build in progress is never touched, even where locks do not work; prune and clean report
+the ones they keep and when they become removable.
 """
 
 from __future__ import annotations
@@ -23,23 +35,45 @@ import errno
 import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from runner import alias as alias_format
 from runner import layout, records
-from runner.cache import Cache
-from runner.errors import UsageError
-from runner.fsutil import atomic_write_text, dir_size, fsync_dir, remove_tree
+from runner.cache import Cache, cache_error, process_start_time
+from runner.errors import CacheError, UsageError
+from runner.fsutil import (
+    atomic_write_text,
+    dir_size,
+    fsync_dir,
+    is_sharing_violation,
+    remove_tree,
+)
+from runner.layout import CACHEDIR_TAG, SUBDIRS
 from runner.report import Reporter
 
 DEFAULT_OLDER_THAN = 30 * 86400.0
+DEFAULT_GRACE = 3600.0
 AUTO_PRUNE_INTERVAL = 86400.0
 AUTO_PRUNE_BUDGET = 2.0
 AUTO_PRUNE_STAMP = "last-auto-prune"
 TRASH_PREFIX = ".trash-"
+
+# Names runner gives to what it puts in the cache (with `layout.store_key`, `layout.is_key`
+# and `layout.is_digest`); nothing else is ever removed.
+_TRASH_NAME = re.compile(r"^\.trash-[0-9a-f]{12}$")
+_TEMP_NAME = re.compile(r"^\.+[0-9a-f]{32}(?:[0-9a-f]{32})?\.[A-Za-z0-9_.]+\.tmp$")
+_LOG_NAME = re.compile(r"^[0-9a-z]+-\d{8}T\d{6}-\d+\.log$")
+_STDIN_NAME = re.compile(r"^[0-9a-f]{64}\.py$")
+_URL_NAME = re.compile(r"^[0-9a-f]{64}\.(?:py|url)$")  # urlstore: copies and URL records
+# How a store directory's name appears in a process's command line or environment.
+_STORE_TOKEN = re.compile(rb"[0-9a-f]{32}-[0-9a-f]{12}")
+# Leases and build locks are held for this many environments at a time (file descriptors).
+_BATCH = 64
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -91,7 +125,7 @@ class Removal:
     """Something prune/clean removed (or would remove, in a dry run)."""
 
     kind: str  # "environment", "unpublished", "trash", "alias", "pointer", "temp", "log",
-    # "stdin script"
+    # "stdin script", "stray" (a link or file under an environment's name in store/)
     path: str
     key: str | None
     size: int
@@ -100,11 +134,19 @@ class Removal:
 
 @dataclass(frozen=True)
 class Kept:
-    """An environment prune/clean wanted to remove but left alone, and why."""
+    """Something prune/clean left alone, and why.
+
+    reason: "in use", "build in progress", "cannot lock", "lease file missing" (nothing can
+    tell whether it is in use), "incomplete build" / "recently unpublished" (removable after
+    `removable_after`), "not made by runner" (a name runner never gives: never touched).
+    detail: what uses it ("process 123 (python3)"), where known.
+    """
 
     key: str
     path: str
-    reason: str  # "in use", "build in progress", "cannot lock"
+    reason: str
+    detail: str | None = None
+    removable_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +193,8 @@ class _Scan:
     aliases: tuple[_Alias, ...]
     store_dirs: tuple[Path, ...]
     trash: tuple[Path, ...]
+    stray: tuple[Path, ...] = ()  # links and files under an environment's name in store/
+    foreign: tuple[Path, ...] = ()  # names runner never gives: reported, never touched
 
     def named_by_pointer(self, env_dir: Path) -> bool:
         key = key_of(env_dir)
@@ -171,8 +215,8 @@ class _Scan:
 
 
 def key_of(env_dir: Path) -> str | None:
-    key, dash, rest = env_dir.name.rpartition("-")
-    return key if dash and key and rest and not env_dir.name.startswith(".") else None
+    """The key of a store directory named as runner names them (`<key>-<token>`), else None."""
+    return layout.store_key(env_dir.name)
 
 
 def _listdir(path: Path) -> list[str]:
@@ -180,6 +224,13 @@ def _listdir(path: Path) -> list[str]:
         return os.listdir(path)
     except OSError:
         return []
+
+
+def _lstat_mode(path: Path) -> int | None:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return None
 
 
 def _read_alias(path: Path) -> _Alias | None:
@@ -197,25 +248,88 @@ def _read_alias(path: Path) -> _Alias | None:
 
 def _scan(cache: Cache) -> _Scan:
     pointers: dict[str, Path | None] = {}
-    for name in _listdir(cache.envs):
-        if not name.startswith("."):
-            pointers[name] = cache.pointer_target(name)
-    aliases = []
-    for name in _listdir(cache.scripts):
-        if name.startswith("."):
+    foreign: list[Path] = []
+    for name in sorted(_listdir(cache.envs)):
+        path = cache.envs / name
+        mode = _lstat_mode(path)
+        if _TEMP_NAME.match(name) or mode is None:
             continue
-        alias = _read_alias(cache.scripts / name)
-        if alias is not None:
+        if layout.is_key(name) and (stat.S_ISLNK(mode) or stat.S_ISREG(mode)):
+            pointers[name] = cache.pointer_target(name)
+        else:
+            foreign.append(path)  # e.g. a directory where a pointer belongs
+    aliases = []
+    for name in sorted(_listdir(cache.scripts)):
+        path = cache.scripts / name
+        if _TEMP_NAME.match(name):
+            continue
+        mode = _lstat_mode(path)
+        alias = _read_alias(path) if mode is not None and stat.S_ISREG(mode) else None
+        if layout.is_digest(name) and alias is not None:
             aliases.append(alias)
+        elif mode is not None:
+            foreign.append(path)
     store_dirs: list[Path] = []
     trash: list[Path] = []
+    stray: list[Path] = []
     for name in sorted(_listdir(cache.store)):
         path = cache.store / name
-        if name.startswith(TRASH_PREFIX):
+        mode = _lstat_mode(path)
+        if mode is None:
+            continue
+        if _TRASH_NAME.match(name):
             trash.append(path)
-        elif not name.startswith(".") and key_of(path) is not None:
-            store_dirs.append(path)
-    return _Scan(pointers, tuple(aliases), tuple(store_dirs), tuple(trash))
+        elif layout.store_key(name) is not None:
+            (store_dirs if stat.S_ISDIR(mode) else stray).append(path)
+        else:
+            foreign.append(path)
+    return _Scan(
+        pointers, tuple(aliases), tuple(store_dirs), tuple(trash), tuple(stray), tuple(foreign)
+    )
+
+
+def check_cache(cache: Cache, *, removing: bool) -> bool:
+    """Refuse to work in a cache root that is not the caller's runner cache; False if there
+    is no cache at all yet (nothing to do).
+
+    The root must pass the run path's ownership rule. Before anything is removed it must
+    also carry runner's CACHEDIR.TAG, and the directories cleanup works in must be real
+    directories inside it: a symbolic link there could take cleanup anywhere.
+    """
+    if not os.path.lexists(cache.root):
+        return False
+    cache.check_ownership()
+    if not removing:
+        return True
+    tag = cache.root / layout.CACHEDIR_TAG_NAME
+    try:
+        if stat.S_ISLNK(os.lstat(tag).st_mode):
+            raise OSError("a symbolic link")
+        text = tag.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+        if not os.path.lexists(tag) and not _listdir(cache.store):
+            return False  # a cache being created (the tag comes next) or none: nothing to do
+    if text != CACHEDIR_TAG:
+        raise CacheError(
+            f"{cache.root} does not look like a runner cache (no CACHEDIR.TAG written by "
+            "runner in it); nothing was removed",
+            hint="runner only cleans directories it created itself. Check RUNNER_CACHE_DIR "
+            "(`runner cache dir` shows the root in use); if it is your runner cache and the "
+            "tag was deleted, any `runner run` writes it again.",
+        )
+    for name in (*SUBDIRS, "stdin", "urls"):
+        path = cache.root / name
+        mode = _lstat_mode(path)
+        if mode is None or stat.S_ISDIR(mode):
+            continue
+        what = "a symbolic link" if stat.S_ISLNK(mode) else "not a directory"
+        raise CacheError(
+            f"{path} is {what}; runner does not clean through it (nothing was removed)",
+            hint=f"runner makes {name}/ a plain directory inside the cache. Move {path} away "
+            "(the next run recreates it), or point RUNNER_CACHE_DIR at the real cache.",
+        )
+    return True
 
 
 def _mtime(path: Path) -> float | None:
@@ -243,36 +357,158 @@ def _last_used(env_dir: Path, manifest: dict[str, object] | None) -> float | Non
 
 def probe_in_use(env_dir: Path) -> bool | None:
     """True if a running script holds the lease; never waits. None: cannot tell."""
-    with _exclusive_lease(env_dir) as got:
-        return None if got is None else not got
+    with _exclusive_lease(env_dir) as why:
+        if why is None:
+            return False
+        return True if why == "in use" else None
 
 
 @contextlib.contextmanager
-def _exclusive_lease(env_dir: Path) -> Iterator[bool | None]:
-    """Hold the lease exclusively if nobody uses the env: True; False if in use; None if the
-    filesystem cannot lock. A directory without a lease file was never leasable: True."""
+def _exclusive_lease(env_dir: Path) -> Iterator[str | None]:
+    """Hold the lease exclusively if nobody uses the env: yields None; otherwise why not:
+    "in use", "cannot lock" (the filesystem cannot lock), "lease file missing" (a complete
+    environment whose lease file is gone: a script may still hold a lock on the deleted
+    file, so nothing can tell it is free). A directory without a manifest and without a
+    lease file is a killed build's leftover that nothing ever ran in: free."""
     try:
         fd = os.open(env_dir / layout.LEASE_NAME, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        yield True
+        has_manifest = os.path.lexists(env_dir / layout.MANIFEST_NAME)
+        yield "lease file missing" if has_manifest else None
         return
     except OSError:
-        yield None
+        yield "cannot lock"
         return
     try:
         try:
             import fcntl
         except ImportError:  # Windows: open files cannot be deleted anyway
-            yield True
+            yield None
             return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            yield False if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) else None
+            busy = exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+            yield "in use" if busy else "cannot lock"
             return
+        yield None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _shared_lease(env_dir: Path) -> Iterator[bool]:
+    """Hold a shared lease (as a running script does) while verify reads an environment;
+    False if a cleanup holds it exclusively: the environment is being removed."""
+    try:
+        fd = os.open(env_dir / layout.LEASE_NAME, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        yield True  # nothing to hold; verify checks afterwards that it is still there
+        return
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except ImportError:
+            pass
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                yield False
+                return
         yield True
     finally:
         os.close(fd)
+
+
+def processes_using(
+    env_dirs: Iterable[Path], *, shared: bool, proc_root: str = "/proc"
+) -> dict[Path, str]:
+    """Living processes that use each environment although they may not hold its lease
+    (a script that closed its descriptors, a child left running after its parent ended).
+
+    Linux only (elsewhere: {}): a process uses an environment if its command line,
+    environment variables (VIRTUAL_ENV and PATH, which runner sets and children inherit),
+    executable or working directory name the environment's directory. Store directory names
+    carry a random token, so the name alone identifies the environment, whatever path
+    (symlinks, bind mounts) led the process to it.
+
+    In a private cache only the caller's own processes can use it. In a shared one
+    (`shared`) every process counts, and one whose environment cannot be read counts as a
+    user of every environment it could have come from: all those published after it
+    started. (A process started earlier did not inherit an environment from them, and had
+    it exec'd one of their interpreters since, its command line, always readable, would
+    name it. This keeps an uninspectable init process from pinning every environment.)
+    Returns, for each environment in use, a description of one user.
+    """
+    names = {os.fsencode(d.name): d for d in env_dirs}
+    if not names or not os.path.isdir(os.path.join(proc_root, "self")):
+        return {}
+    try:
+        pids = [p for p in os.listdir(proc_root) if p.isdigit()]
+    except OSError:
+        return {}
+    me, uid = os.getpid(), os.geteuid()
+    found: dict[Path, str] = {}
+    published_at: dict[Path, float] = {}
+    for env_dir in names.values():
+        try:
+            published_at[env_dir] = os.stat(env_dir / layout.MANIFEST_NAME).st_mtime
+        except OSError:
+            published_at[env_dir] = 0.0  # unknown: anything may have come from it
+    for pid in pids:
+        if int(pid) == me:
+            continue
+        base = os.path.join(proc_root, pid)
+        try:
+            owner = os.stat(base).st_uid
+        except OSError:
+            continue  # ended meanwhile
+        if owner != uid and not shared:
+            continue
+        texts = _process_texts(base)
+        if texts is None:
+            if not shared:
+                continue  # private cache: a process we cannot inspect is not ours to worry
+            started = process_start_time(int(pid))
+            for env_dir in names.values():
+                if started is None or started >= published_at[env_dir] - 1.0:
+                    found.setdefault(env_dir, f"process {pid} of uid {owner} (cannot inspect it)")
+        else:
+            named = {m for text in texts for m in _STORE_TOKEN.findall(text)}
+            for name in named & names.keys():
+                found.setdefault(names[name], f"process {pid} ({_process_name(base)})")
+        if len(found) == len(names):
+            break
+    return found
+
+
+def _process_texts(base: str) -> list[bytes] | None:
+    """Command line, environment, executable and cwd of one process; None if hidden."""
+    texts: list[bytes] = []
+    for name in ("cmdline", "environ"):
+        try:
+            with open(os.path.join(base, name), "rb") as f:
+                texts.append(f.read())
+        except PermissionError:
+            return None
+        except OSError:
+            return []  # ended meanwhile
+        if name == "cmdline" and not texts[0]:
+            return []  # a kernel thread or a zombie: runs nothing from anywhere
+    for name in ("exe", "cwd"):
+        # Unreadable or absent: the command line and environment said enough.
+        with contextlib.suppress(OSError):
+            texts.append(os.fsencode(os.readlink(os.path.join(base, name))))
+    return texts
+
+
+def _process_name(base: str) -> str:
+    try:
+        with open(os.path.join(base, "comm"), encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
 
 
 # --------------------------------------------------------------------------- list
@@ -317,6 +553,12 @@ def list_environments(cache: Cache, *, sizes: bool = True) -> tuple[EnvInfo, ...
     """Every store directory, published first, then by last use (newest first)."""
     scan = _scan(cache)
     infos = [_info(scan, d, sizes=sizes) for d in scan.store_dirs]
+    # Processes that use an environment without holding its lease count as in use too.
+    users = processes_using(
+        [Path(i.path) for i in infos if i.in_use is False],
+        shared=cache.config.allow_shared_cache,
+    )
+    infos = [replace(i, in_use=True) if Path(i.path) in users else i for i in infos]
     order = {"published": 0, "aliased": 1, "unpublished": 2, "incomplete": 3}
     infos.sort(key=lambda i: (order.get(i.state, 9), -(i.last_used or 0.0), i.key))
     return tuple(infos)
@@ -335,6 +577,7 @@ class _Sweep:
         self.removed: list[Removal] = []
         self.kept: list[Kept] = []
         self.complete = True
+        self.shared = cache.config.allow_shared_cache
 
     def out_of_time(self) -> bool:
         if self.deadline is not None and time.monotonic() > self.deadline:
@@ -345,33 +588,79 @@ class _Sweep:
     def result(self) -> CleanupResult:
         return CleanupResult(tuple(self.removed), tuple(self.kept), self.dry_run, self.complete)
 
+    def keep(self, path: Path, reason: str, **extra: Any) -> None:
+        self.kept.append(Kept(key_of(path) or "", str(path), reason, **extra))
+
+    def report_foreign(self, scan: _Scan) -> None:
+        for path in scan.foreign:
+            self.kept.append(Kept("", str(path), "not made by runner"))
+
     def remove_env(self, scan: _Scan, env_dir: Path, kind: str, reason: str) -> None:
         """Remove one store directory following the safety protocol."""
-        key = key_of(env_dir) or ""
-        with _exclusive_lease(env_dir) as lease:
-            if lease is not True:
-                why = "in use" if lease is False else "cannot lock"
-                self.kept.append(Kept(key, str(env_dir), why))
+        self.remove_envs(scan, [(env_dir, kind, reason)])
+
+    def remove_envs(self, scan: _Scan, items: list[tuple[Path, str, str]]) -> None:
+        """Remove store directories following the safety protocol, a batch at a time."""
+        for start in range(0, len(items), _BATCH):
+            if self.out_of_time():
                 return
-            with self.cache.try_build_lock(key) as building_free:
-                if not building_free:
-                    self.kept.append(Kept(key, str(env_dir), "build in progress"))
-                    return
+            self._remove_batch(scan, items[start : start + _BATCH])
+
+    def _remove_batch(self, scan: _Scan, items: list[tuple[Path, str, str]]) -> None:
+        trash_dirs: list[Path] = []
+        with contextlib.ExitStack() as stack:
+            held: list[tuple[Path, str, str, str]] = []
+            build_locks: dict[str, bool] = {}  # one per key: a second flock would conflict
+            for env_dir, kind, reason in items:
+                key = key_of(env_dir)
+                if key is None or env_dir.parent != self.cache.store:
+                    self.keep(env_dir, "not made by runner")
+                    continue
+                why = stack.enter_context(_exclusive_lease(env_dir))
+                if why is not None:
+                    self.keep(env_dir, why)
+                    continue
+                if key not in build_locks:
+                    build_locks[key] = stack.enter_context(self.cache.try_build_lock(key))
+                if not build_locks[key]:
+                    self.keep(env_dir, "build in progress")
+                    continue
+                held.append((env_dir, key, kind, reason))
+            # Only now, holding every lease, can no new user appear unseen.
+            users = processes_using([h[0] for h in held], shared=self.shared)
+            for env_dir, key, kind, reason in held:
+                if env_dir in users:
+                    self.keep(env_dir, "in use", detail=users[env_dir])
+                    continue
                 size = dir_size(env_dir)
                 if self.dry_run:
                     self.removed.append(Removal(kind, str(env_dir), key, size, reason))
-                    return
-                if not env_dir.exists():
-                    return  # another cleanup got here first
-                self._unpublish(scan, env_dir)
+                    continue
                 trash = self.cache.store / f"{TRASH_PREFIX}{secrets.token_hex(6)}"
                 try:
+                    if not stat.S_ISDIR(os.lstat(env_dir).st_mode):
+                        continue
+                    self._unpublish(scan, env_dir)
                     os.rename(env_dir, trash)
                 except FileNotFoundError:
-                    return
+                    continue  # another cleanup got here first
+                except OSError as exc:
+                    if is_sharing_violation(exc):  # Windows: a running Python holds it
+                        self.keep(env_dir, "in use", detail="a running program holds its files")
+                        continue
+                    raise cache_error(env_dir, exc, "removing an environment") from None
+                trash_dirs.append(trash)
+                self.removed.append(Removal(kind, str(env_dir), key, size, reason))
+            if trash_dirs:
                 fsync_dir(self.cache.store)
-        remove_tree(trash)
-        self.removed.append(Removal(kind, str(env_dir), key, size, reason))
+        for trash in trash_dirs:
+            self._remove_tree(trash)
+
+    def _remove_tree(self, path: Path) -> None:
+        try:
+            remove_tree(path)
+        except OSError as exc:
+            raise cache_error(path, exc, "removing an environment") from None
 
     def _unpublish(self, scan: _Scan, env_dir: Path) -> None:
         key = key_of(env_dir)
@@ -391,7 +680,10 @@ class _Sweep:
         with self.cache.try_build_lock(key) as building_free:
             if not building_free:
                 return "build in progress"
-            self._unpublish(scan, env_dir)
+            try:
+                self._unpublish(scan, env_dir)
+            except OSError as exc:
+                raise cache_error(env_dir, exc, "unpublishing a damaged environment") from None
         before = len(self.removed)
         self.remove_env(scan, env_dir, "environment", "damaged")
         return "removed" if len(self.removed) > before else "unpublished"
@@ -402,20 +694,23 @@ class _Sweep:
                 os.unlink(path)
             except FileNotFoundError:
                 return
-            except OSError:
-                return
+            except OSError as exc:
+                raise cache_error(path, exc, f"removing a {kind}") from None
         self.removed.append(Removal(kind, str(path), key, 0, reason))
 
     def sweep_debris(self, scan: _Scan, grace: float) -> None:
-        """Trash of interrupted cleanups, stale aliases and pointers, old temp files."""
+        """Trash of interrupted cleanups, stray links, stale aliases and pointers, temp files."""
         now = time.time()
         for trash in scan.trash:
             if self.out_of_time():
                 return
             size = dir_size(trash)
             if not self.dry_run:
-                remove_tree(trash)
+                self._remove_tree(trash)
             self.removed.append(Removal("trash", str(trash), None, size, "interrupted cleanup"))
+        for path in scan.stray:
+            # Under an environment's name but not a directory: only the link itself goes.
+            self.remove_file(path, "stray", "not an environment", key_of(path))
         for alias in scan.aliases:
             if alias.env_dir and not os.path.isdir(alias.env_dir):
                 current = _read_alias(alias.path)
@@ -432,33 +727,65 @@ class _Sweep:
                     )
         for directory in (self.cache.envs, self.cache.scripts):
             for name in _listdir(directory):
-                if name.startswith(".") and name.endswith(".tmp"):
+                if _TEMP_NAME.match(name):
                     path = directory / name
                     mtime = _mtime(path)
                     if mtime is not None and now - mtime > grace:
                         self.remove_file(path, "temp", "left by an interrupted write")
 
-    def sweep_old_files(self, directory: Path, older_than: float, kind: str) -> None:
+    def sweep_old_files(
+        self, directory: Path, older_than: float, kind: str, names: re.Pattern[str]
+    ) -> None:
         """Files unused (by mtime) for `older_than`: build logs, stored stdin scripts."""
         now = time.time()
-        for name in _listdir(directory):
+        for name in sorted(_listdir(directory)):
             if self.out_of_time():
                 return
             path = directory / name
+            temp = _TEMP_NAME.match(name) is not None  # an interrupted atomic write
+            if not names.match(name) and not temp:
+                self.kept.append(Kept("", str(path), "not made by runner"))
+                continue
+            mode = _lstat_mode(path)
             mtime = _mtime(path)
-            if mtime is not None and now - mtime > older_than and path.is_file():
-                self.remove_file(path, kind, f"unused for {(now - mtime) / 86400:.0f} days")
+            if mode is None or not stat.S_ISREG(mode) or mtime is None:
+                continue
+            if now - mtime > older_than:
+                age = f"unused for {(now - mtime) / 86400:.0f} days"
+                self.remove_file(path, "temp" if temp else kind, age)
 
+    def orphans(
+        self, scan: _Scan, grace: float, now: float, *, everything: bool = False
+    ) -> tuple[list[tuple[Path, str, str]], set[Path]]:
+        """Directories nothing names that are due for removal; report the rest as kept,
+        with when they become removable. Returns the due ones and every orphan seen.
 
-def _orphan_due(scan: _Scan, env_dir: Path, grace: float, now: float) -> str | None:
-    """Reason to remove a directory nothing names, once it is older than the grace period."""
-    has_manifest = (env_dir / layout.MANIFEST_NAME).exists()
-    state = scan.state_of(env_dir, has_manifest)
-    if state not in ("unpublished", "incomplete"):
-        return None
-    if now - _age_stamp(env_dir) <= grace:
-        return None
-    return "unfinished build" if state == "incomplete" else "no longer published"
+        With `everything` (clean), complete ones are due at once: only unfinished builds get
+        the grace period (they may still be running where locks do not work)."""
+        due: list[tuple[Path, str, str]] = []
+        seen: set[Path] = set()
+        for env_dir in scan.store_dirs:
+            has_manifest = os.path.lexists(env_dir / layout.MANIFEST_NAME)
+            state = scan.state_of(env_dir, has_manifest)
+            if state not in ("unpublished", "incomplete"):
+                continue
+            seen.add(env_dir)
+            incomplete = state == "incomplete"
+            ready_at = _age_stamp(env_dir) + grace
+            if now > ready_at:
+                reason = "unfinished build" if incomplete else "no longer published"
+                due.append((env_dir, "unpublished", reason))
+                continue
+            if everything and not incomplete:
+                due.append((env_dir, "environment", "clean"))
+                continue
+            if incomplete:
+                with self.cache.try_build_lock(key_of(env_dir) or "") as free:
+                    why = "incomplete build" if free else "build in progress"
+            else:
+                why = "recently unpublished"
+            self.keep(env_dir, why, removable_after=ready_at)
+        return due, seen
 
 
 def prune(
@@ -472,25 +799,25 @@ def prune(
     """Remove environments unused for `older_than` seconds, leftovers and stale entries."""
     grace = cache.config.prune_grace if grace is None else grace
     sweep = _Sweep(cache, dry_run=dry_run, budget=budget)
+    if not check_cache(cache, removing=True):
+        return sweep.result()
     scan = _scan(cache)
     now = time.time()
+    sweep.report_foreign(scan)
     sweep.sweep_debris(scan, grace)
-    sweep.sweep_old_files(cache.logs, older_than, "log")
-    sweep.sweep_old_files(cache.root / "stdin", older_than, "stdin script")
+    sweep.sweep_old_files(cache.logs, older_than, "log", _LOG_NAME)
+    sweep.sweep_old_files(cache.root / "stdin", older_than, "stdin script", _STDIN_NAME)
     # Downloaded scripts and their URL records; installed commands' copies (installed/) stay.
-    sweep.sweep_old_files(cache.root / "urls", older_than, "downloaded script")
+    sweep.sweep_old_files(cache.root / "urls", older_than, "downloaded script", _URL_NAME)
+    due, orphans = sweep.orphans(scan, grace, now)
     for env_dir in scan.store_dirs:
-        if sweep.out_of_time():
-            break
-        orphan = _orphan_due(scan, env_dir, grace, now)
-        if orphan is not None:
-            sweep.remove_env(scan, env_dir, "unpublished", orphan)
+        if env_dir in orphans:
             continue
-        if scan.state_of(env_dir, True) in ("published", "aliased"):
-            last = _last_used(env_dir, Cache.read_manifest(env_dir))
-            if last is not None and now - last > older_than:
-                days = (now - last) / 86400
-                sweep.remove_env(scan, env_dir, "environment", f"unused for {days:.0f} days")
+        last = _last_used(env_dir, Cache.read_manifest(env_dir))
+        if last is not None and now - last > older_than:
+            days = (now - last) / 86400
+            due.append((env_dir, "environment", f"unused for {days:.0f} days"))
+    sweep.remove_envs(scan, due)
     return sweep.result()
 
 
@@ -517,7 +844,7 @@ def environments_for_scripts(
             target = cache.pointer_target(key)
             if target is not None:
                 hits.add(target)
-        hits = {h for h in hits if h.parent == cache.store}
+        hits = {h for h in hits if h.parent == cache.store and key_of(h) is not None}
         if not hits:
             missing.append(script)
         found |= hits
@@ -540,21 +867,20 @@ def clean(
     grace = cache.config.prune_grace if grace is None else grace
     chosen = list(scripts)
     sweep = _Sweep(cache, dry_run=dry_run, budget=None)
+    if not check_cache(cache, removing=True):
+        return sweep.result(), chosen
     scan = _scan(cache)
     missing: list[str] = []
     if chosen:
         targets, missing = environments_for_scripts(cache, chosen, key_for)
-        for env_dir in sorted(targets):
-            sweep.remove_env(scan, env_dir, "environment", "clean")
+        sweep.remove_envs(scan, [(d, "environment", "clean") for d in sorted(targets)])
         return sweep.result(), missing
     now = time.time()
+    sweep.report_foreign(scan)
     sweep.sweep_debris(scan, grace)
-    for env_dir in scan.store_dirs:
-        orphan = _orphan_due(scan, env_dir, grace, now)
-        if orphan is not None:
-            sweep.remove_env(scan, env_dir, "unpublished", orphan)
-        elif scan.state_of(env_dir, (env_dir / layout.MANIFEST_NAME).exists()) != "incomplete":
-            sweep.remove_env(scan, env_dir, "environment", "clean")
+    due, orphans = sweep.orphans(scan, grace, now, everything=True)
+    due += [(d, "environment", "clean") for d in scan.store_dirs if d not in orphans]
+    sweep.remove_envs(scan, due)
     return sweep.result(), missing
 
 
@@ -655,7 +981,14 @@ def check_environment(env_dir: Path) -> list[str]:
 
 
 def verify(cache: Cache, *, repair: bool = False) -> tuple[EnvCheck, ...]:
-    """Check every environment that can be started; with `repair`, unpublish broken ones."""
+    """Check every environment that can be started; with `repair`, unpublish broken ones.
+
+    Each one is read holding a shared lease, as a running script would, so a concurrent
+    cleanup cannot remove it halfway through the check; one that a cleanup is removing
+    (it holds the lease exclusively, or the directory is gone) is skipped, not reported.
+    """
+    if not check_cache(cache, removing=repair):
+        return ()
     scan = _scan(cache)
     sweep = _Sweep(cache, dry_run=False, budget=None)
     checks: list[EnvCheck] = []
@@ -666,7 +999,12 @@ def verify(cache: Cache, *, repair: bool = False) -> tuple[EnvCheck, ...]:
             state == "incomplete" and (scan.named_by_pointer(env_dir) or scan.aliases_for(env_dir))
         ):
             continue  # nothing starts it: prune's business, not verify's
-        problems = tuple(check_environment(env_dir))
+        with _shared_lease(env_dir) as free:
+            if not free or not os.path.isdir(env_dir):
+                continue  # being removed
+            problems = tuple(check_environment(env_dir))
+        if not os.path.isdir(env_dir):
+            continue  # removed while we looked (it had no lease file to hold)
         action = None
         if problems and repair:
             action = sweep.unpublish_only(scan, env_dir)

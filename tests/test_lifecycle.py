@@ -214,6 +214,8 @@ def test_prune_and_clean_under_load(tmp_path: Path, cache_dir: Path) -> None:
             "path": str(env_hold),
             "reason": "in use",
             "key": env_hold.name.rsplit("-", 1)[0],
+            "detail": None,  # the descriptor lease said so; no need to look for processes
+            "removable_after": None,
         } in pruned["kept"]
         assert pruned["bytes_freed"] > 0
         for env in old:
@@ -324,7 +326,7 @@ def test_killed_build_leftovers_removed_after_grace_only(tmp_path: Path, cache_d
     ]
     assert not leftover.exists()
     # RUNNER_PRUNE_GRACE shortens the period (for tests and impatient users).
-    (cache_dir / "store" / ("f" * 32 + "-abc")).mkdir()
+    (cache_dir / "store" / ("f" * 32 + "-" + "a" * 12)).mkdir()
     assert run_runner("cache", "prune", env={"RUNNER_PRUNE_GRACE": "0"}).returncode == 0
     assert store_keys(cache_dir) == []
     assert run_runner("run", str(s)).stdout == "ok\n"
@@ -385,21 +387,22 @@ def test_stale_aliases_pointers_trash_and_temp_files(tmp_path: Path, cache_dir: 
     env = build(s)
     cache = Cache()
     alias = next(cache.scripts.iterdir())
-    (cache.store / ".trash-123456").mkdir()
-    (cache.store / ".trash-123456" / "x").write_text("x")
-    (cache.envs / ("a" * 32)).symlink_to("../store/" + "a" * 32 + "-gone")
-    tmp_file = cache.envs / ".abc.123.tmp"
+    (cache.store / ".trash-0123456789ab").mkdir()
+    (cache.store / ".trash-0123456789ab" / "x").write_text("x")
+    (cache.envs / ("a" * 32)).symlink_to("../store/" + "a" * 32 + "-" + "0" * 12)
+    tmp_file = cache.envs / f".{'b' * 32}.123abc.tmp"
     tmp_file.write_text("")
     old = time.time() - 7200
     os.utime(tmp_file, (old, old))
-    fresh_tmp = cache.scripts / ".x.1.tmp"
+    fresh_tmp = cache.scripts / f".{'c' * 64}.x1_y.tmp"
     fresh_tmp.write_text("")
-    os.rename(env, cache.store / (env.name + "x"))  # the alias now names a missing directory
+    # The alias now names a missing directory (the renamed one is unpublished, kept a while).
+    os.rename(env, cache.store / (env.name[:-12] + "0" * 12))
     data = cache_json("prune")
     kinds = sorted(r["kind"] for r in data["removed"])
     assert kinds == ["alias", "pointer", "pointer", "temp", "trash"]
     assert not alias.exists() and not tmp_file.exists() and fresh_tmp.exists()
-    assert not (cache.store / ".trash-123456").exists()
+    assert not (cache.store / ".trash-0123456789ab").exists()
 
 
 # --------------------------------------------------------------------------- verify
@@ -505,8 +508,9 @@ def test_prune_removes_old_logs_and_stdin_scripts_but_not_recent_ones(
     cache.ensure()
     stdin_dir = cache_dir / "stdin"
     stdin_dir.mkdir()
-    old_log, new_log = cache.logs / "old.log", cache.logs / "new.log"
-    old_stdin, new_stdin = stdin_dir / "old.py", stdin_dir / "new.py"
+    old_log = cache.logs / f"{'a' * 32}-20260101T000000-123.log"
+    new_log = cache.logs / "lock-20260101T000000-124.log"
+    old_stdin, new_stdin = stdin_dir / f"{'1' * 64}.py", stdin_dir / f"{'2' * 64}.py"
     long_ago = time.time() - 40 * 86400
     for path in (old_log, new_log, old_stdin, new_stdin):
         path.write_text("x")
@@ -516,6 +520,6 @@ def test_prune_removes_old_logs_and_stdin_scripts_but_not_recent_ones(
     assert {r.kind for r in dry.removed} == {"log", "stdin script"}
     assert old_log.exists() and old_stdin.exists()
     result = lifecycle.prune(cache)
-    assert sorted(Path(r.path).name for r in result.removed) == ["old.log", "old.py"]
+    assert {r.path for r in result.removed} == {str(old_stdin), str(old_log)}
     assert not old_log.exists() and not old_stdin.exists()
     assert new_log.exists() and new_stdin.exists()

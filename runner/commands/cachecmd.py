@@ -17,10 +17,13 @@ JSON schemas (stable; `"version"` changes if a field changes meaning or goes awa
 
     {"version": 1, "dry_run": bool, "complete": bool, "bytes_freed": int,
      "removed": [{"kind": "environment" | "unpublished" | "trash" | "alias" | "pointer" | "temp"
-                          | "log" | "stdin script",
+                          | "log" | "stdin script" | "stray",
                   "path": str, "key": str | null, "size": int, "reason": str}],
-     "kept": [{"key": str, "path": str,
-               "reason": "in use" | "build in progress" | "cannot lock"}],
+     "kept": [{"key": str  ("" for entries runner did not make), "path": str,
+               "reason": "in use" | "build in progress" | "cannot lock" | "lease file missing"
+                         | "incomplete build" | "recently unpublished" | "not made by runner",
+               "detail": str | null  (what uses it: "process 123 (python3)"),
+               "removable_after": float | null  (Unix seconds, for the grace-period ones)}],
      "not_found": [str]  (clean SCRIPT...: scripts without an environment)}
 
 `runner cache verify --json`::
@@ -187,14 +190,20 @@ def _result_json(result: Any, not_found: list[str]) -> dict[str, Any]:
 
 
 def render_result(result: Any, not_found: list[str]) -> str:
-    from runner.lifecycle import format_size
+    from runner.lifecycle import format_age, format_size
 
     verb = "would remove" if result.dry_run else "removed"
     lines = []
     for r in result.removed:
         lines.append(f"runner: {verb} {r.kind} {r.path} ({format_size(r.size)}; {r.reason})")
+    now = time.time()
     for k in result.kept:
-        lines.append(f"runner: kept {k.path} ({k.reason})")
+        why = k.reason + (f": {k.detail}" if k.detail else "")
+        if k.removable_after is not None:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(k.removable_after))
+            left = format_age(now - max(0.0, k.removable_after - now), now).replace(" ago", "")
+            why += f"; removable after {when}" + ("" if left == "just now" else f", in {left}")
+        lines.append(f"runner: kept {k.path} ({why})")
     for script in not_found:
         lines.append(f"runner: no environment found for {script}")
     if not result.complete:
