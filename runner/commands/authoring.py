@@ -4,9 +4,11 @@
 # the option types are imported from runner.cliopts inside register(), not at module level.
 
 import contextlib
+import hashlib
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,19 +38,96 @@ def _read(path: str) -> bytes:
         raise ScriptError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _replace(path: str, data: bytes) -> None:
-    """Atomically replace the script's content, keeping its permission bits."""
-    from runner.fsutil import atomic_write_bytes
+@contextlib.contextmanager
+def edit_lock(path: str) -> Iterator[None]:
+    """Hold a lock for one script file around a read-modify-write, so concurrent `add`,
+    `remove` and `init` of the same file all land.
 
-    real = Path(os.path.realpath(path))  # edit the target of a symlink, keep the link
+    The lock lives in the cache (`locks/edit-<digest>.lock`, keyed by the file's real path, so
+    every name of the file meets on one lock). Where the cache cannot be used or cannot
+    lock, the edit goes ahead unlocked, as before, with a note on stderr.
+    """
+    import warnings
+
+    import filelock
+
+    from runner.cache import Cache
+    from runner.cliopts import config
+    from runner.errors import CacheError
+
+    real = os.path.realpath(path)
+    cache = Cache(config=config())
     try:
-        mode = stat.S_IMODE(os.stat(real).st_mode)
-        atomic_write_bytes(real, data, mode=mode)
+        cache.ensure()
+    except CacheError as exc:
+        sys.stderr.write(f"runner: editing {path} without a lock ({exc.message})\n")
+        yield
+        return
+    digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
+    lock = filelock.FileLock(str(cache.locks / f"edit-{digest}.lock"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lock.acquire()
+    except (OSError, NotImplementedError) as exc:
+        sys.stderr.write(f"runner: editing {path} without a lock ({exc})\n")
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _replace(path: str, data: bytes) -> None:
+    """Write the script's new content (call it holding `edit_lock`).
+
+    Normally an atomic replace that keeps the permission bits and group. The file is
+    rewritten in place instead, keeping its inode, owner, group and mode, where replacing
+    it would change what others see: it has other hard links (they would keep the old
+    content), it belongs to another user (root editing it would take it over), its group
+    cannot be kept, or its directory is not writable.
+    """
+    real = os.path.realpath(path)  # edit the target of a symlink, keep the link
+    try:
+        st = os.stat(real)
+        if not _must_write_in_place(real, st):
+            from runner.fsutil import replace_retrying
+
+            tmp = write_temp(Path(real), data, mode=stat.S_IMODE(st.st_mode))
+            try:
+                if os.name == "posix" and os.stat(tmp).st_gid != st.st_gid:
+                    os.chown(tmp, -1, st.st_gid)
+                    os.chmod(tmp, stat.S_IMODE(st.st_mode))  # chown may clear set-id bits
+                replace_retrying(tmp, real)
+                return
+            except PermissionError:
+                pass  # the group cannot be kept: write in place below
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        _write_in_place(real, data)
     except OSError as exc:
         raise ScriptError(
             f"cannot write {path}: {exc.strerror}",
             hint="Check that the file and its directory are writable.",
         ) from None
+
+
+def _must_write_in_place(real: str, st: os.stat_result) -> bool:
+    if st.st_nlink > 1:
+        return True
+    if os.name == "posix" and st.st_uid != os.geteuid():
+        return True
+    return not os.access(os.path.dirname(real) or ".", os.W_OK | os.X_OK)
+
+
+def _write_in_place(real: str, data: bytes) -> None:
+    with open(real, "r+b") as f:
+        f.write(data)
+        f.truncate()
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def create_new(path: str, data: bytes, *, executable: bool) -> None:
@@ -157,7 +236,8 @@ def register(app: typer.Typer) -> None:
         )
         if shebang == "portable":
             data = PORTABLE_HEADER.encode("ascii") + data
-        create_new(script, data, executable=shebang is not None)
+        with edit_lock(script):
+            create_new(script, data, executable=shebang is not None)
         sys.stderr.write(f"runner: created {script}\n")
 
     @app.command()
@@ -185,14 +265,15 @@ def register(app: typer.Typer) -> None:
         edit.validate_requirements(reqs)
         if python is not None:
             edit.python_specifier(python)
-        data = _read(script)
-        new = data
-        if reqs:
-            new = edit.add_requirements(new, reqs, script)
-        if python is not None:
-            new = edit.set_requires_python(new, python, script)
-        if new != data:
-            _replace(script, new)
+        with edit_lock(script):
+            data = _read(script)
+            new = data
+            if reqs:
+                new = edit.add_requirements(new, reqs, script)
+            if python is not None:
+                new = edit.set_requires_python(new, python, script)
+            if new != data:
+                _replace(script, new)
         what = ", ".join(
             reqs + ([f"requires-python {edit.python_specifier(python)}"] if python else [])
         )
@@ -206,9 +287,10 @@ def register(app: typer.Typer) -> None:
         """Remove dependencies from a script's block."""
         from runner import edit
 
-        data = _read(script)
-        new = edit.remove_requirements(data, list(names), script)
-        _replace(script, new)
+        with edit_lock(script):
+            data = _read(script)
+            new = edit.remove_requirements(data, list(names), script)
+            _replace(script, new)
         sys.stderr.write(f"runner: {script}: removed {', '.join(names)}\n")
 
     @app.command("python")
