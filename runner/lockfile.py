@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -254,8 +255,28 @@ def make_lock(
             f"the lock produced for {script_path} does not validate as PEP 751: {exc}",
             hint="This is a bug in runner or pip; run with -v and report it.",
         ) from None
-    atomic_write_text(Path(lock_path), text)
+    try:
+        atomic_write_text(Path(lock_path), text)
+    except OSError as exc:
+        raise write_error(lock_path, exc, "writing the lock file") from None
     return lock_path
+
+
+def write_error(path: str, exc: OSError, doing: str) -> LockfileError:
+    """A clear error for a file `runner lock` could not write (a full disk, no permission),
+    naming the path the operating system complained about."""
+    where = exc.filename if isinstance(exc.filename, str) and exc.filename else path
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        hint = "Free some space on that filesystem and run `runner lock` again."
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "Make the directory writable and run `runner lock` again."
+    else:
+        hint = "Fix the problem named above and run `runner lock` again."
+    if where == path:
+        message = f"cannot write {path}: {exc.strerror or exc}; an older lock file is unchanged"
+    else:
+        message = f"{where}: {exc.strerror or exc} while {doing}; {path} was not written"
+    return LockfileError(message, hint=hint)
 
 
 def describe_index(index: IndexSettings) -> str:

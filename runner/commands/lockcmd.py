@@ -98,14 +98,17 @@ def register(app: typer.Typer) -> None:
         index, cutoff, _ = settings.index_and_cutoff(
             loaded.metadata, script, loaded.directory, options
         )
-        written = lockfile.make_lock(
-            loaded.metadata,
-            script,
-            selection.interpreter,
-            index,
-            exclude_newer=cutoff,
-            offline=options.offline,
-            log_path=cache.log_path("lock"),
-            reporter=reporter,
-        )
+        try:
+            written = lockfile.make_lock(
+                loaded.metadata,
+                script,
+                selection.interpreter,
+                index,
+                exclude_newer=cutoff,
+                offline=options.offline,
+                log_path=cache.log_path("lock"),
+                reporter=reporter,
+            )
+        except OSError as exc:  # a full disk or no permission in the cache, TMPDIR, ...
+            raise lockfile.write_error(lock_path, exc, "resolving") from None
         reporter.info(f"wrote {os.path.relpath(written)}")
