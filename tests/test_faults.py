@@ -8,6 +8,7 @@ otherwise. Every fault is simulated so that the test fails without the protectio
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -194,6 +195,44 @@ def test_published_environment_runs_from_read_only_cache(
         result = run_runner("run", str(script))
     _ok(result)
     assert result.stdout == "alpha 1.0\n"
+
+
+@needs_root
+@pytest.mark.parametrize("command", ["clean", "prune", "verify"])
+def test_cleanup_of_a_read_only_cache_is_a_clear_error(
+    tmp_path: Path, cache_dir: Path, command: str
+) -> None:
+    script = write_script(tmp_path / "s.py", "print('hi')\n", [])
+    _ok(run_runner("run", str(script)))
+    env_dir = _only_env(cache_dir)
+    stamp = 1_000_000_000
+    os.utime(env_dir / "runner-lease", (stamp, stamp))  # unused for years
+    (env_dir / "bin" / "python").unlink()  # damaged, for verify --repair
+    args = {"clean": [], "prune": ["--older-than", "1d"], "verify": ["--repair"]}[command]
+    with read_only(cache_dir):
+        result = run_runner("cache", command, *args)
+    assert result.returncode == 106, result.stderr
+    assert "Read-only file system" in result.stderr
+    assert str(cache_dir) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert env_dir.exists()
+
+
+@needs_root
+def test_lock_on_a_full_disk_is_a_clear_error(tmp_path: Path, cache_dir: Path) -> None:
+    full = tmp_path / "full"
+    with tmpfs(full, "64k"):
+        script = write_script(full / "s.py", "print('hi')\n", [])
+        with contextlib.suppress(OSError), open(full / "filler", "wb") as f:
+            while True:
+                f.write(b"x" * 4096)
+                f.flush()
+        result = run_runner("lock", str(script))
+        assert result.returncode == 107, result.stderr
+        assert f"cannot write {full / 'pylock.s.toml'}: No space left on device" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (full / "pylock.s.toml").exists()
+        assert sorted(p.name for p in full.iterdir()) == ["filler", "s.py"]  # no temp file
 
 
 # --------------------------------------------------------------------------- damaged envs
