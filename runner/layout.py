@@ -5,6 +5,8 @@ envs/<key>              pointer (symlink, or a small file) to a published store 
 store/<key>-<token>/    an immutable environment, runner-env.json manifest inside
 locks/<key>.lock        build lock (never deleted: that would break mutual exclusion)
 locks/alias-<digest>.lock  serializes cold starts of one script (launcher waiters)
+locks/<key>.built       when the build that published envs/<key> started (--refresh reuse)
+locks/edit-<digest>.lock   serializes add/remove/init of one script file (its real path)
 scripts/<digest>        warm-path alias: selection digest -> store dir
 interpreters/           cached interpreter probes
 logs/                   installer output of builds
