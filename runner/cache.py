@@ -253,13 +253,14 @@ class Cache:
         path = self.locks / f"{key}.lock"
         owner = self.locks / f"{key}.owner"
         lock = _make_lock(path, self.config)
+        asked = time.monotonic()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # filelock's warnings are not the user's business
                 try:
                     lock.acquire(timeout=min(1.0, self.config.lock_timeout or 1.0))
                 except filelock.Timeout:
-                    self._wait_for(lock, path, owner, on_wait)
+                    self._wait_for(lock, path, owner, on_wait, asked)
         except _lease_mismatch() as exc:
             raise CacheError(
                 f"machines sharing this cache disagree about the soft lock's lease: {exc} "
@@ -333,7 +334,9 @@ class Cache:
         finally:
             lock.release()
 
-    def _wait_for(self, lock: Any, path: Path, owner: Path, on_wait: Callable[[str], None]) -> None:
+    def _wait_for(
+        self, lock: Any, path: Path, owner: Path, on_wait: Callable[[str], None], asked: float
+    ) -> None:
         """Wait for the build lock, saying what we wait for now and every
         WAIT_REPORT_INTERVAL seconds, and giving up after RUNNER_LOCK_TIMEOUT seconds.
 
@@ -345,14 +348,15 @@ class Cache:
         soft = self.config.soft_locks
         lease = self.config.lock_lease
         limit = self.config.lock_timeout
-        started = time.monotonic()
-        next_report = started
+        started = asked  # the lock was first tried quietly for a second
+        next_report = time.monotonic()
+        first = True
         while True:
             now = time.monotonic()
             if now >= next_report:
-                waited = now - started
                 text = self._owner_text(owner)
-                on_wait(text if waited < 1.0 else f"{text}; {waited:.0f} s so far")
+                on_wait(text if first else f"{text}; {now - started:.0f} s so far")
+                first = False
                 next_report = now + WAIT_REPORT_INTERVAL
             slice_ = next_report - now
             if soft:
