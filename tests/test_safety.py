@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -353,7 +354,7 @@ def test_a_detached_child_keeps_the_environment_after_its_parent_ends(
         stderr=subprocess.PIPE,
         text=True,
     )
-    child_pid = None
+    child = None  # a pidfd: refers to the child itself, never to a later process of its pid
     try:
         assert proc.stdout is not None and proc.stdin is not None
         lines = Lines(proc.stdout)
@@ -361,6 +362,7 @@ def test_a_detached_child_keeps_the_environment_after_its_parent_ends(
         assert "parent done\n" in got
         [child_line] = [line for line in got if line.startswith("child ")]
         child_pid = int(child_line.split()[1])
+        child = os.pidfd_open(child_pid)  # the child is blocked in `read`: still alive
         assert proc.wait(timeout=60) == 0  # the script is over; its child lives on
         env_dir = _the_env(cache_dir)
         data = _json("cache", "clean")
@@ -371,9 +373,10 @@ def test_a_detached_child_keeps_the_environment_after_its_parent_ends(
         proc.stdin.close()
         assert lines.next() == "child ok\n"  # its environment was still there
     finally:
-        if child_pid is not None:
+        if child is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(child_pid, 9)
+                signal.pidfd_send_signal(child, signal.SIGKILL)
+            os.close(child)
         proc.kill()
         proc.wait(timeout=60)
 
