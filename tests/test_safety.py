@@ -603,24 +603,34 @@ def test_simultaneous_refresh_runs_build_once(
     tmp_path: Path, cache_dir: Path, offline_wheels: Path
 ) -> None:
     script = write_script(tmp_path / "s.py", "import alpha\nprint('ok')\n", ["alpha"])
-    procs = [
-        subprocess.Popen(
-            [RUNNER, "run", "--refresh", str(script)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(30)
-    ]
+    _ok(run_runner("run", str(script)))
+    key = published(cache_dir)[0].name
+    # 30 --refresh runs, all started before any build can begin: a build in progress holds
+    # the key's lock until every one of them exists (Popen returns once the child exec'd).
+    held = HeldLock(cache_dir, key)
+    try:
+        procs = [
+            subprocess.Popen(
+                [RUNNER, "run", "--refresh", str(script)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(30)
+        ]
+    finally:
+        held.release()
     results = [(p.communicate(timeout=200), p.returncode) for p in procs]
     for (out, err), rc in results:
         assert rc == 0 and out == "ok\n", err
-    assert len(store_dirs(cache_dir)) == 1
+    assert len(store_dirs(cache_dir)) == 2  # the first environment and one refresh
+    reused = sum("just refreshed by another run" in err for (_, err), _ in results)
+    assert reused == 29
     # A refresh asked for after that build still builds anew.
     _ok(run_runner("run", "--refresh", str(script)))
-    assert len(store_dirs(cache_dir)) == 2
-    # Both directories of the one key go in one clean (its build lock is taken once).
-    assert len(_json("cache", "clean")["removed"]) == 2
+    assert len(store_dirs(cache_dir)) == 3
+    # Every directory of the one key goes in one clean (its build lock is taken once).
+    assert len(_json("cache", "clean")["removed"]) == 3
     assert store_dirs(cache_dir) == []
 
 
