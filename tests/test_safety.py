@@ -340,12 +340,13 @@ def test_a_detached_child_keeps_the_environment_after_its_parent_ends(
 ) -> None:
     # The child is a plain shell (not the environment's Python): only the VIRTUAL_ENV and
     # PATH it inherited say where it came from. When released it runs the env's Python.
-    child = "echo child $$; read x; exec python -c 'import beta; print(\"child ok\")'"
+    child = "read x; exec python -c 'import beta; print(\"child ok\")'"
     script = _lease_script(
         tmp_path,
-        "import subprocess\n"
-        f"subprocess.Popen(['/bin/sh', '-c', {child!r}], start_new_session=True)\n"
-        "print('parent done', flush=True)\n",
+        "import subprocess, sys\n"
+        f"p = subprocess.Popen(['/bin/sh', '-c', {child!r}], start_new_session=True)\n"
+        "sys.stdout.write(f'child {p.pid}\\nparent done\\n')  # one write: no interleaving\n"
+        "sys.stdout.flush()\n",
     )
     proc = subprocess.Popen(
         [RUNNER, "run", str(script)],
@@ -358,9 +359,8 @@ def test_a_detached_child_keeps_the_environment_after_its_parent_ends(
     try:
         assert proc.stdout is not None and proc.stdin is not None
         lines = Lines(proc.stdout)
-        got = {lines.next(), lines.next()}
-        assert "parent done\n" in got
-        [child_line] = [line for line in got if line.startswith("child ")]
+        child_line = lines.next()
+        assert child_line.startswith("child ") and lines.next() == "parent done\n"
         child_pid = int(child_line.split()[1])
         child = os.pidfd_open(child_pid)  # the child is blocked in `read`: still alive
         assert proc.wait(timeout=60) == 0  # the script is over; its child lives on
