@@ -1,4 +1,5 @@
-"""Build one environment in a private directory: create, install, verify, write the manifest."""
+"""Build one environment in a private directory: create, install, verify, compile, write the
+manifest, flush to disk."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import errno
 import json
 import os
 import time
-from dataclasses import dataclass
 from importlib.metadata import Distribution, distributions
 from pathlib import Path
 from typing import Any
@@ -15,70 +15,17 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from runner import __version__, layout
+from runner import __version__, bytecode, durable, layout
 from runner.cache import Cache
 from runner.config import Config
-from runner.errors import InstallError, RunnerError
+from runner.errors import InstallError
 from runner.fsutil import atomic_write_text, fsync_dir, remove_tree
-from runner.installers import Installer, InstallFailed, InstallRequest, Problem
-from runner.interpreters import Interpreter
+from runner.installers import Installer, InstallFailed, InstallRequest, Problem, UvInstaller
 from runner.report import Reporter
 from runner.spec import EnvSpec
+from runner.venvs import Created, create_venv, is_own_interpreter
 
 MANIFEST_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class Created:
-    python: str
-    site_packages: tuple[str, ...]
-
-
-def create_venv(interpreter: Interpreter, dest: Path, *, seed: bool) -> Created:
-    """Create an environment with virtualenv, in-process, without pip unless `seed`."""
-    from virtualenv import cli_run
-
-    args = [
-        str(dest),
-        "--python",
-        interpreter.path,
-        "--no-periodic-update",
-        "--activators",
-        "",
-        "--quiet",
-    ]
-    # virtualenv's bundled seeder stops at 3.9; older targets get pip from their ensurepip.
-    use_ensurepip = seed and interpreter.version_obj.release[:2] < (3, 9)
-    if seed and not use_ensurepip:
-        args += ["--seeder", "app-data", "--no-setuptools"]
-    else:
-        args.append("--no-seed")
-    try:
-        session = cli_run(args, setup_logging=False)
-    except (Exception, SystemExit) as exc:  # virtualenv raises assorted types
-        raise RunnerError(
-            f"could not create a virtual environment for {interpreter.describe()}: {exc}",
-            hint="Check that the interpreter works (`PYTHON -c pass`), or choose another "
-            "with --python.",
-        ) from None
-    creator = session.creator
-    if use_ensurepip:
-        from runner import proc
-        from runner.errors import InterpreterError
-
-        outcome = proc.run(
-            [str(creator.exe), "-m", "ensurepip", "--default-pip"], env=proc.child_env()
-        )
-        if not outcome.ok:
-            raise InterpreterError(
-                f"cannot put pip into an environment for {interpreter.describe()}: its "
-                "ensurepip module failed",
-                hint="runner supports Python 3.9 and newer, and 3.8 where ensurepip works; "
-                "choose a newer interpreter with --python.",
-                details="\n".join(outcome.output.strip().splitlines()[-5:]),
-            )
-    site = tuple(dict.fromkeys(str(p) for p in (creator.purelib, creator.platlib)))
-    return Created(python=str(creator.exe), site_packages=site)
 
 
 def _installed(site_packages: tuple[str, ...]) -> dict[str, Distribution]:
@@ -165,6 +112,61 @@ def write_manifest(
     atomic_write_text(env_dir / layout.MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
 
 
+def create(
+    spec: EnvSpec, env_dir: Path, installer: Installer, *, seed: bool, reporter: Reporter
+) -> Created:
+    """The empty environment: uv venv when uv installs, else stdlib venv (see `runner.venvs`)."""
+    uv = installer.uv if isinstance(installer, UvInstaller) else None
+    begun = time.monotonic()
+    created = create_venv(spec.interpreter, env_dir, seed=seed, uv=uv)
+    for note in created.fallbacks:
+        reporter.detail(f"could not create the environment with {note}")
+    reporter.detail(
+        f"created the environment with {created.method} in "
+        f"{(time.monotonic() - begun) * 1000:.0f} ms"
+    )
+    return created
+
+
+def compile_bytecode(created: Created, reporter: Reporter, *, same_interpreter: bool) -> None:
+    """Compile the environment's site-packages in parallel (installers were told not to).
+
+    One step of its own: it runs after the installed files are final and before the
+    manifest, so everything a published environment will ever import is compiled.
+    """
+    reporter.phase("compiling bytecode")
+    begun = time.monotonic()
+    done = bytecode.compile_tree(
+        created.python,
+        created.site_packages,
+        same_interpreter=same_interpreter,
+        stream=reporter.verbose,
+    )
+    took = time.monotonic() - begun
+    if not done.ok:
+        # Not a build failure: the environment works, only its first imports are slower.
+        tail = "\n".join(done.output.strip().splitlines()[-5:])
+        reporter.warn(f"could not compile the environment's bytecode ({took:.2f} s): {tail}")
+        return
+    skipped = f", {done.failed} skipped (they do not compile)" if done.failed else ""
+    reporter.detail(
+        f"compiled {done.files} files{skipped} with {done.workers} "
+        f"worker{'s' if done.workers != 1 else ''} in {took:.2f} s"
+    )
+
+
+def make_durable(env_dir: Path, reporter: Reporter, config: Config) -> None:
+    """What is published must survive a power cut, not just SIGKILL: flush the build (only
+    the cache's filesystem, or the build's own files), then its directory entry.
+    RUNNER_NO_SYNC (`config.sync` False) skips it: throwaway caches only."""
+    if not config.sync:
+        return
+    begun = time.monotonic()
+    how = durable.flush(env_dir)
+    fsync_dir(env_dir.parent)
+    reporter.detail(f"flushed to disk ({how}) in {time.monotonic() - begun:.2f} s")
+
+
 def checkpoint(name: str, config: Config) -> None:
     """Fault injection for crash tests: with RUNNER_TEST_HANG_AT=name, stop here until killed.
 
@@ -200,7 +202,7 @@ def build(
         started = time.monotonic()
         seed = installer.needs_seed(spec.interpreter)
         reporter.phase(f"creating an environment for {spec.interpreter.describe()}")
-        created = create_venv(spec.interpreter, env_dir, seed=seed)
+        created = create(spec, env_dir, installer, seed=seed, reporter=reporter)
         checkpoint("created", cache.config)
         if spec.requirements or pinned_file is not None:
             count = len(spec.requirements)
@@ -220,12 +222,15 @@ def build(
             installer.install(request, log_path=cache.log_path(spec.key), reporter=reporter)
         checkpoint("installed", cache.config)
         installed = verify(spec, created.site_packages)
+        if spec.requirements or pinned_file is not None:
+            compile_bytecode(
+                created, reporter, same_interpreter=is_own_interpreter(spec.interpreter)
+            )
+        checkpoint("compiled", cache.config)
         # The lease file exists before the manifest: an env with a manifest is leasable.
         (env_dir / layout.LEASE_NAME).touch()
         write_manifest(env_dir, spec, installed, installer.name, created.python)
-        if cache.config.sync:
-            os.sync()  # what is published must survive a power cut, not just SIGKILL
-        fsync_dir(env_dir)
+        make_durable(env_dir, reporter, cache.config)
         reporter.detail(f"built {env_dir} in {time.monotonic() - started:.2f} s")
     except BaseException as exc:
         remove_tree(env_dir)

@@ -496,7 +496,8 @@ class PipInstaller:
             cmd = [request.python, runner_file]
         else:
             cmd = [sys.executable, "-m", "pip", "--python", request.python]
-        cmd += ["install", "--no-input", "--no-warn-script-location", "--compile"]
+        # Bytecode is compiled afterwards, on every core (runner.bytecode).
+        cmd += ["install", "--no-input", "--no-warn-script-location", "--no-compile"]
         cmd += ["--disable-pip-version-check", "--progress-bar", "off"]
         if request.offline:
             cmd.append("--no-index")
@@ -514,7 +515,7 @@ class PipInstaller:
         env.pop("PIP_PYTHON", None)  # pip would re-execute itself under that interpreter
         # pip's own modules run under the environment's Python; with this set, a Python
         # other than runner's own would recompile all of pip from source on every build
-        # (about a second). The environment is compiled by --compile either way.
+        # (about a second). The environment is compiled afterwards either way.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         with private_requirements(requirement_lines(request, handoff)) as requirements:
             outcome = proc.run(
@@ -580,7 +581,8 @@ class UvInstaller:
         return uv_handoff(request.index)
 
     def command(self, request: InstallRequest, requirements_file: Path) -> list[str]:
-        cmd = [self.uv, "pip", "install", "--python", request.python, "--compile-bytecode"]
+        # No --compile-bytecode: runner compiles afterwards, as for pip (runner.bytecode).
+        cmd = [self.uv, "pip", "install", "--python", request.python]
         if request.offline:
             cmd.append("--offline")
         if request.exclude_newer:

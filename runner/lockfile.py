@@ -194,7 +194,7 @@ def make_lock(
         python, seeded = interpreter.path, False
         if PipInstaller().needs_seed(interpreter):
             # runner's pip cannot run under this Python: use a throwaway env with its own pip.
-            from runner.builder import create_venv
+            from runner.venvs import create_venv
 
             created = create_venv(interpreter, Path(tmp) / "venv", seed=True)
             python, seeded = created.python, True

@@ -1,0 +1,134 @@
+"""Compile an environment's bytecode at build time, on every core, in its own interpreter.
+
+Installers are told not to compile (pip `--no-compile`, uv without `--compile-bytecode`):
+pip compiles one file at a time, which was most of a cold build of a heavy package set.
+Instead every `.py` file under the environment's site-packages is compiled here, by the
+environment's own interpreter (so the bytecode matches the Python that will load it), in a
+process pool. The bytecode is what pip's `--compile` writes: the interpreter's default
+optimization level (plain `.pyc`, no `.opt-1`) and timestamp invalidation (source mtime
+and size, checked cheaply at import), whatever SOURCE_DATE_EPOCH or
+PYTHONDONTWRITEBYTECODE say, so later runs never compile, even with
+PYTHONDONTWRITEBYTECODE=1.
+
+A file that does not compile (a package shipping Python 2 code or templates named `.py`)
+is skipped, as pip skips it: Python reports the error if that module is ever imported.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from runner import proc
+
+# Runs under the environment's interpreter (3.8 and newer): keep it compatible.
+# `-I` keeps the working directory and user site out of sys.path.
+_PROGRAM = r"""
+import sys
+sys.path = [p for p in sys.path if p]
+import compileall, functools, os, py_compile
+
+files = []
+for root in sys.argv[1:]:
+    # os.walk does not descend into symlinked directories: each file is compiled once.
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        files.extend(os.path.join(dirpath, n) for n in filenames if n.endswith(".py"))
+compile_one = functools.partial(
+    compileall.compile_file,
+    quiet=1,
+    invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP,
+)
+try:
+    cores = len(os.sched_getaffinity(0))
+except (AttributeError, OSError):
+    cores = os.cpu_count() or 1
+workers = min(cores, 32, len(files) // MIN_FILES_PER_WORKER)
+results = None
+if workers > 1:
+    try:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            chunk = max(1, len(files) // (workers * 8))
+            results = list(pool.map(compile_one, files, chunksize=chunk))
+    except Exception:  # no working process pool here: compile in this process
+        results = None
+if results is None:
+    workers = 1
+    results = [compile_one(f) for f in files]
+sys.stdout.flush()
+print("%s %d %d %d" % (MARK, len(files), len([r for r in results if not r]), workers))
+"""
+_MARK = "RUNNER-COMPILED"
+# Below this many files per worker a pool costs more (starting workers) than it saves.
+MIN_FILES_PER_WORKER = 40
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """What the compile step did; `ok` is False when the step itself did not run through."""
+
+    files: int
+    failed: int
+    workers: int
+    ok: bool
+    output: str
+
+
+def program() -> str:
+    """The compile program, with its constants."""
+    return f"MARK = {_MARK!r}\nMIN_FILES_PER_WORKER = {MIN_FILES_PER_WORKER}\n" + _PROGRAM
+
+
+def compile_tree(
+    python: str, roots: tuple[str, ...], *, same_interpreter: bool = False, stream: bool = False
+) -> Compiled:
+    """Compile every `.py` under `roots` with `python`; never raises for a file that fails.
+
+    With `same_interpreter` (`python` is the interpreter running runner), a few files are
+    compiled in this process: the same bytecode, without starting an interpreter.
+    """
+    if same_interpreter:
+        found = python_files(roots)
+        if len(found) < 2 * MIN_FILES_PER_WORKER:
+            return _compile_here(found)
+    env = proc.child_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        outcome = proc.run([python, "-I", "-c", program(), *roots], env=env, stream=stream)
+    except OSError as exc:
+        return Compiled(files=0, failed=0, workers=0, ok=False, output=str(exc))
+    for line in reversed(outcome.output.splitlines()):
+        fields = line.split()
+        if len(fields) == 4 and fields[0] == _MARK and outcome.ok:
+            files, failed, workers = (int(f) for f in fields[1:])
+            return Compiled(files, failed, workers, ok=True, output=outcome.output)
+    return Compiled(files=0, failed=0, workers=0, ok=False, output=outcome.output)
+
+
+def python_files(roots: tuple[str, ...]) -> list[str]:
+    """The `.py` files under `roots`, as the compile program finds them."""
+    files: list[str] = []
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            files.extend(os.path.join(dirpath, n) for n in filenames if n.endswith(".py"))
+    return files
+
+
+def _compile_here(files: list[str]) -> Compiled:
+    import compileall
+    import contextlib
+    import io
+    import py_compile
+
+    failed = 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):  # compile errors are printed: keep them off stdout
+        for path in files:
+            if not compileall.compile_file(
+                path, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP
+            ):
+                failed += 1
+    return Compiled(len(files), failed, workers=1 if files else 0, ok=True, output=out.getvalue())
