@@ -148,7 +148,7 @@ class _EventList(list[str]):
             self.download.set()
 
 
-@pytest.mark.parametrize("stage", ["created", "installed", "publish"])
+@pytest.mark.parametrize("stage", ["created", "installed", "compiled", "publish"])
 def test_build_killed_at_a_checkpoint_is_never_trusted(
     tmp_path: Path, offline_wheels: Path, cache_dir: Path, stage: str
 ) -> None:
