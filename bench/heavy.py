@@ -1,0 +1,358 @@
+"""Heavy cold builds: numpy + pandas, runner against `pipx run` and `uv run` in the same run.
+
+numpy and pandas wheels for the chosen Python are downloaded once with pip into a wheelhouse
+outside the repository (~/.cache/runner-bench/heavy-<version>/); after that nothing touches
+the network: every tool installs from that folder only (pip: PIP_NO_INDEX + PIP_FIND_LINKS,
+no pip.conf; uv: UV_OFFLINE + UV_FIND_LINKS, no uv.toml). Each timed run builds a fresh
+environment while the package caches stay warm (pip has nothing to download; uv's cache is
+kept), which is what a user sees the first time a script with known packages runs. The tools
+take turns (interleaved), so drift on a busy machine hits all of them alike.
+
+Measured: runner with its default installer, `--installer pip` and `--installer uv`;
+`pipx run` (pip backend); `uv run --script`; `uv run --compile-bytecode --script`. Then a warm
+run after a build, with PYTHONDONTWRITEBYTECODE=1 and unset; then (with --batch N) N copies
+started at once on a cold cache, runner's default against uv run. pipx and uv come from
+beside this Python or PATH, else they are installed once into ~/.cache/runner-bench/tools.
+
+Prints medians, min-max spread and the ratios against issue 14's targets.
+
+    python bench/heavy.py [--runs 5] [--warm-runs 10] [--batch 10] [--python PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BENCH_HOME = Path.home() / ".cache" / "runner-bench"
+PACKAGES = ["numpy", "pandas"]
+# pipx keeps its own pip up to date in its shared libraries, from the same wheelhouse.
+ALSO = ["pip"]
+BODY = "import numpy, pandas\nprint('ok')\n"
+TARGETS = [
+    ("runner-default", "pipx-run", 0.6),
+    ("runner-pip", "pipx-run", 0.75),
+    ("runner-uv", "uv-run-pyc", 1.1),
+]
+INFORMATIVE = [("runner-default", "uv-run"), ("runner-uv", "uv-run")]
+
+
+def base_python() -> str:
+    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+
+
+def py_version(python: str) -> str:
+    return subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+
+
+def wheelhouse(python: str) -> Path:
+    """numpy + pandas (and their dependencies) as wheels for `python`, downloaded once."""
+    house = BENCH_HOME / f"heavy-{py_version(python)}"
+    done = house / ".complete"
+    if done.exists():
+        return house
+    house.mkdir(parents=True, exist_ok=True)
+    print(f"downloading {' '.join(PACKAGES)} for {python} into {house} (once)", file=sys.stderr)
+    pip = [sys.executable, "-m", "pip", "--python", python]
+    subprocess.run(
+        [*pip, "download", "--only-binary=:all:", "--dest", str(house), *PACKAGES, *ALSO],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=1800,
+    )
+    done.write_text("")
+    return house
+
+
+def find_tool(name: str) -> str | None:
+    beside = Path(sys.executable).with_name(name)
+    if beside.exists():
+        return str(beside)
+    return shutil.which(name)
+
+
+def tool(name: str) -> str:
+    """pipx or uv: beside this Python, on PATH, or installed once into a bench venv."""
+    found = find_tool(name)
+    if found is not None:
+        return found
+    tools = BENCH_HOME / "tools"
+    exe = tools / "bin" / name
+    if not exe.exists():
+        print(f"installing pipx and uv into {tools} (once)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(tools)], check=True, timeout=300)
+        subprocess.run(
+            [str(tools / "bin" / "python"), "-m", "pip", "install", "-q", "pipx", "uv"],
+            check=True,
+            timeout=1800,
+        )
+    return str(exe)
+
+
+def offline_env(house: Path, uv_cache: Path) -> dict[str, str]:
+    """This machine's environment without pip/uv/runner/pipx settings, installing from
+    `house` only."""
+    prefixes = ("PIP_", "UV_", "RUNNER_", "PIPX_", "VIRTUAL_ENV")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(house),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        UV_NO_CONFIG="1",
+        UV_OFFLINE="1",
+        UV_FIND_LINKS=str(house),
+        UV_CACHE_DIR=str(uv_cache),
+        UV_PYTHON_DOWNLOADS="never",
+        RUNNER_NO_AUTO_PRUNE="1",
+    )
+    return env
+
+
+class Tool:
+    """One way of running the script cold: `fresh(dir)` gives the command and environment
+    for a run that builds a new environment in `dir`."""
+
+    def __init__(
+        self,
+        name: str,
+        fresh: Callable[[Path], tuple[list[str], dict[str, str]]],
+        reset: Callable[[], None] = lambda: None,
+    ):
+        self.name, self.fresh, self.reset = name, fresh, reset
+
+    def run_once(self, scratch: Path) -> float:
+        work = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=scratch))
+        self.reset()
+        cmd, env = self.fresh(work)
+        elapsed = timed(cmd, env, self.name)
+        shutil.rmtree(work, ignore_errors=True)
+        return elapsed
+
+
+def timed(cmd: list[str], env: dict[str, str], name: str) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0 or result.stdout.strip() != "ok":
+        raise SystemExit(f"{name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+def make_tools(python: str, script: Path, env: dict[str, str], scratch: Path) -> list[Tool]:
+    runner = find_tool("runner")
+    if runner is None:
+        raise SystemExit("runner is not installed beside this Python or on PATH")
+    pipx, uv = tool("pipx"), tool("uv")
+    uv_cache = Path(env["UV_CACHE_DIR"])
+
+    def drop_uv_script_envs() -> None:
+        for env_dir in glob.glob(str(uv_cache / "environments-v*")):
+            shutil.rmtree(env_dir, ignore_errors=True)
+
+    def runner_tool(name: str, extra: list[str]) -> Tool:
+        return Tool(
+            name,
+            lambda d: (
+                [runner, "run", *extra, "--python", python, str(script)],
+                {**env, "RUNNER_CACHE_DIR": str(d / "cache")},
+            ),
+        )
+
+    shared = scratch / "pipx-shared"  # pipx's shared pip stays warm, like pip's cache
+    uv_run = [uv, "run", "--quiet", "--python", python]
+    return [
+        runner_tool("runner-default", []),
+        runner_tool("runner-pip", ["--installer", "pip"]),
+        runner_tool("runner-uv", ["--installer", "uv"]),
+        Tool(
+            "pipx-run",
+            lambda d: (
+                [pipx, "run", "--python", python, "--path", str(script)],
+                {
+                    **env,
+                    "PIPX_HOME": str(d / "pipx"),
+                    "PIPX_SHARED_LIBS": str(shared),
+                    "PIPX_DEFAULT_BACKEND": "pip",  # pipx 1.18+ picks uv when it can
+                },
+            ),
+        ),
+        Tool("uv-run", lambda d: ([*uv_run, "--script", str(script)], env), drop_uv_script_envs),
+        Tool(
+            "uv-run-pyc",
+            lambda d: ([*uv_run, "--compile-bytecode", "--script", str(script)], env),
+            drop_uv_script_envs,
+        ),
+    ]
+
+
+def summary(name: str, values: list[float]) -> str:
+    med = statistics.median(values)
+    spread = (max(values) - min(values)) / med * 100 if med else 0.0
+    return (
+        f"  {name:<26} median {med:7.3f} s   min {min(values):.3f}  max {max(values):.3f}"
+        f"  (spread {spread:.0f}% of the median, n={len(values)})"
+    )
+
+
+def cold(tools: list[Tool], runs: int, scratch: Path) -> dict[str, float]:
+    for t in tools:  # warm the package caches (uv's cache, pipx's shared pip)
+        t.run_once(scratch)
+    times: dict[str, list[float]] = {t.name: [] for t in tools}
+    for _ in range(runs):
+        for t in tools:
+            times[t.name].append(t.run_once(scratch))
+    print("\ncold environment, package caches warm")
+    for name, values in times.items():
+        print(summary(name, values))
+    medians = {name: statistics.median(v) for name, v in times.items()}
+    for ours, theirs in INFORMATIVE:
+        ratio = medians[ours] / medians[theirs]
+        print(f"  {ours} / {theirs} = {ratio:.2f}  (uv run compiles no bytecode; informative)")
+    for ours, theirs, target in TARGETS:
+        ratio = medians[ours] / medians[theirs]
+        verdict = "meets" if ratio <= target else "MISSES"
+        print(f"  {ours} / {theirs} = {ratio:.2f}  ({verdict} target <= {target})")
+    return medians
+
+
+def warm(
+    runner: str, uv: str, python: str, script: Path, env: dict[str, str], runs: int, scratch: Path
+) -> None:
+    """Warm runs after a build by each installer (and uv run's own), with
+    PYTHONDONTWRITEBYTECODE=1 and unset, interleaved."""
+    cases: dict[str, tuple[list[str], dict[str, str]]] = {}
+    for installer in ("pip", "uv"):
+        cache = scratch / f"warm-{installer}"
+        cmd = [runner, "run", "--installer", installer, "--python", python, str(script)]
+        cases[f"runner ({installer} build)"] = (cmd, {**env, "RUNNER_CACHE_DIR": str(cache)})
+    cases["uv run"] = ([uv, "run", "--quiet", "--python", python, "--script", str(script)], env)
+    for env_dir in glob.glob(str(Path(env["UV_CACHE_DIR"]) / "environments-v*")):
+        shutil.rmtree(env_dir, ignore_errors=True)  # built afresh below, without bytecode
+    for name, (cmd, case_env) in cases.items():
+        timed(cmd, case_env, name)  # the build
+    times: dict[str, list[float]] = {}
+    for _ in range(runs):
+        for name, (cmd, case_env) in cases.items():
+            for flag in ("unset", "=1"):
+                run_env = dict(case_env)
+                if flag == "=1":
+                    run_env["PYTHONDONTWRITEBYTECODE"] = "1"
+                label = f"{name}, DONTWRITEBYTECODE {flag}"
+                times.setdefault(label, []).append(timed(cmd, run_env, label))
+    print("\nwarm run after a build, PYTHONDONTWRITEBYTECODE unset and =1")
+    for label, values in times.items():
+        print(summary(label, values))
+    for name in cases:
+        unset = statistics.median(times[f"{name}, DONTWRITEBYTECODE unset"])
+        set_ = statistics.median(times[f"{name}, DONTWRITEBYTECODE =1"])
+        note = "" if name.startswith("runner") else "  (informative)"
+        verdict = "" if note else ("  (meets: no slower)" if set_ <= unset * 1.05 else "  (SLOWER)")
+        print(f"  {name}: =1 / unset = {set_ / unset:.2f}{verdict}{note}")
+
+
+def simultaneous(cmd: list[str], env: dict[str, str], count: int) -> float:
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    failed = 0
+    for p in procs:
+        out, _err = p.communicate(timeout=900)
+        failed += p.returncode != 0 or out.strip() != "ok"
+    if failed:
+        raise SystemExit(f"{failed} of {count} simultaneous runs failed: {cmd}")
+    return time.perf_counter() - started
+
+
+def batch(
+    runner: str,
+    uv: str,
+    python: str,
+    script: Path,
+    env: dict[str, str],
+    count: int,
+    rounds: int,
+    scratch: Path,
+) -> None:
+    uv_cache = Path(env["UV_CACHE_DIR"])
+    walls: dict[str, list[float]] = {"runner-default": [], "uv-run": []}
+    for i in range(rounds):
+        cache = scratch / f"batch-{i}"
+        walls["runner-default"].append(
+            simultaneous(
+                [runner, "run", "--python", python, str(script)],
+                {**env, "RUNNER_CACHE_DIR": str(cache)},
+                count,
+            )
+        )
+        shutil.rmtree(cache, ignore_errors=True)
+        for env_dir in glob.glob(str(uv_cache / "environments-v*")):
+            shutil.rmtree(env_dir, ignore_errors=True)
+        walls["uv-run"].append(
+            simultaneous(
+                [uv, "run", "--quiet", "--python", python, "--script", str(script)], env, count
+            )
+        )
+    print(f"\n{count} copies started at once, cold environment, wall until the last ends")
+    for name, values in walls.items():
+        print(summary(name, values))
+    ratio = statistics.median(walls["runner-default"]) / statistics.median(walls["uv-run"])
+    verdict = "meets" if ratio <= 1.3 else "MISSES"
+    print(f"  runner-default / uv-run = {ratio:.2f}  ({verdict} target <= 1.3)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--warm-runs", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=10, help="copies at once; 0 skips")
+    parser.add_argument("--batch-rounds", type=int, default=3)
+    parser.add_argument("--python", default=base_python())
+    parser.add_argument("--skip-cold", action="store_true")
+    args = parser.parse_args()
+    house = wheelhouse(args.python)
+    scratch = Path(tempfile.mkdtemp(prefix="runner-bench-heavy-"))
+    try:
+        env = offline_env(house, BENCH_HOME / "uv-cache")
+        work = scratch / "work"
+        work.mkdir()
+        script = work / "heavy.py"
+        deps = ", ".join(f'"{p}"' for p in PACKAGES)
+        script.write_text(f"# /// script\n# dependencies = [{deps}]\n# ///\n{BODY}")
+        tools = make_tools(args.python, script, env, scratch)
+        runner, uv = find_tool("runner") or "runner", tool("uv")
+        print(
+            f"python: {args.python}; wheelhouse: {house}; cores: {os.cpu_count()}; "
+            f"load average: {os.getloadavg()[0]:.1f}; runs: {args.runs}"
+        )
+        if not args.skip_cold:
+            cold(tools, args.runs, scratch)
+        if args.warm_runs:
+            warm(runner, uv, args.python, script, env, args.warm_runs, scratch)
+        if args.batch:
+            batch(runner, uv, args.python, script, env, args.batch, args.batch_rounds, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
