@@ -8,8 +8,9 @@ Explicit settings from the script's block or flags apply on top, for both.
 
 Nothing secret and nothing unbounded goes on an installer's command line (which any user
 can read): index URLs travel in the installer's environment or in a private requirements
-file (mode 0600, removed afterwards) that also carries the requirements. Both installers
-compile bytecode at build time, whatever PYTHONDONTWRITEBYTECODE says.
+file (mode 0600, removed afterwards) that also carries the requirements. Neither installer
+compiles bytecode: the builder compiles the environment afterwards on every core
+(`runner.bytecode`), whatever PYTHONDONTWRITEBYTECODE says.
 
 Installer output is interpreted here and nowhere else: a failure becomes an
 `InstallFailed` carrying a `Diagnosis` (network, not found, hash mismatch, no space, other)
