@@ -164,7 +164,8 @@ def test_a_build_with_a_broken_venv_module_still_runs_the_script(
 ) -> None:
     wrapper = broken_venv_python(tmp_path)
     script = write_script(tmp_path / "s.py", "import alpha\nprint(alpha.VERSION)\n", ["alpha"])
-    result = run_runner("run", "-v", "--python", str(wrapper), str(script))
+    # With pip installing (with uv, `uv venv` creates it and never runs `-m venv`).
+    result = run_runner("run", "-v", "--installer", "pip", "--python", str(wrapper), str(script))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "1.0\n"
     assert "could not create the environment with venv: exit status 1" in result.stderr
