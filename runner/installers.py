@@ -439,11 +439,11 @@ _UV_DONE = re.compile(r"^(Resolved|Prepared|Installed|Uninstalled|Audited) (\d+)
 
 
 class UvProgress:
-    """Turns uv's output lines (each says a phase is done) into the phase that follows."""
+    """Turns uv's output lines (each says a phase is done) into the phase that follows.
+    uv does not compile bytecode here: runner does that as a build step of its own."""
 
-    def __init__(self, reporter: Reporter, *, compile_bytecode: bool = True):
+    def __init__(self, reporter: Reporter):
         self.reporter = reporter
-        self.compile_bytecode = compile_bytecode
 
     def start(self) -> None:
         self.reporter.step("resolving")
@@ -457,8 +457,6 @@ class UvProgress:
             self.reporter.step("downloading", _plural(count, "package"))
         elif done == "Prepared":
             self.reporter.step("installing", _plural(count, "package"))
-        elif done == "Installed" and self.compile_bytecode:
-            self.reporter.step("compiling")
 
 
 def _report_choice(reporter: Reporter, installer: str, why: str, handoff: Handoff) -> None:
