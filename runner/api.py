@@ -91,13 +91,38 @@ class Script:
         return os.path.dirname(os.path.abspath(self.path))
 
 
-def load_script(path: str, data: bytes | None = None) -> Script:
+def load_script(path: str, data: bytes | None = None, reporter: Reporter | None = None) -> Script:
     """Read (unless `data` holds its bytes already) and parse a script; every failure is a
-    ScriptError/MetadataError with a fix."""
+    ScriptError/MetadataError with a fix.
+
+    With a reporter, say which lines hold the block (-v) and warn about an opener that
+    nothing closes: the specification says to ignore it, which silently drops its
+    dependencies.
+    """
     if data is None:
         data = _read_script_file(path)
     text = decode_source(data, path)
-    return Script(path=path, data=data, text=text, metadata=parse(text, path))
+    script = Script(path=path, data=data, text=text, metadata=parse(text, path))
+    if reporter is not None:
+        describe_block(script, reporter)
+    return script
+
+
+def describe_block(script: Script, reporter: Reporter) -> None:
+    """Which block is used (-v), and a warning per `# /// script` line that nothing closes."""
+    meta = script.metadata
+    if meta.block_line is not None:
+        reporter.detail(
+            f"{script.path}: using the script block on lines "
+            f"{meta.block_line}-{meta.block_end_line}"
+        )
+    elif not meta.unclosed:
+        reporter.detail(f"{script.path}: no script block; running without dependencies")
+    for line in meta.unclosed:
+        reporter.warn(
+            f"{script.path}:{line}: '# /// script' opens a block that no '# ///' line "
+            "closes, so it is ignored (end the block with a line '# ///')"
+        )
 
 
 def _read_script_file(path: str) -> bytes:
@@ -199,6 +224,8 @@ def prepare(script: Script, options: RunOptions, cache: Cache) -> Prepared:
         exclude_newer=exclude_newer,
     )
     digest = None
+    if meta.unclosed:
+        use_alias = False  # keep warning on every run until the block is closed
     if use_alias:
         digest = alias.selection_digest(
             meta.block,
@@ -356,7 +383,7 @@ def run(
     does not return (exec)."""
     from runner import start
 
-    script = load_script(script_path, data)
+    script = load_script(script_path, data, reporter)
     for _attempt in range(3):
         _, env_dir = environment_for(script, options, cache, reporter)
         lease = start.take_lease(str(env_dir))

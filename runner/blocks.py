@@ -55,6 +55,23 @@ def find_blocks(lines: list[str]) -> list[tuple[str, int, int]]:
     return blocks
 
 
+def unclosed_openers(lines: list[str]) -> list[tuple[str, int]]:
+    """(type, 0-based index) of every `# /// TYPE` line that does not open a closed block.
+
+    The specification says to ignore such a line; runner still tells the user about it.
+    Opener lines inside a block's content belong to that block and are not reported.
+    """
+    inside: set[int] = set()
+    for _, start, end in find_blocks(lines):
+        inside.update(range(start, end + 1))
+    found = []
+    for i, line in enumerate(lines):
+        kind = _opener_type(line)
+        if kind is not None and i not in inside:
+            found.append((kind, i))
+    return found
+
+
 def block_content(lines: list[str], start: int, end: int) -> str:
     """The embedded text of a block: each line without its leading `# ` (or `#`)."""
     return "".join(line[2:] + "\n" for line in lines[start + 1 : end])

@@ -410,6 +410,16 @@ def _edit(
     deps = list(before.dependencies) if target_deps is None else target_deps
     python = target_python if target_python is not None else before.requires_python
     blocks = [b for b in find_blocks(src.texts) if b[0] == "script"]
+    if not blocks and before.unclosed:
+        # A new block above it would leave the user's own block (and its dependencies)
+        # silently ignored: the user meant that one.
+        line = before.unclosed[0]
+        raise MetadataError(
+            f"{path}:{line}: the '# /// script' block opened here is not closed, so runner "
+            "cannot tell where it ends; nothing was written",
+            hint="End the block with a line '# ///' right after its last '# ' line, then "
+            "run the command again.",
+        )
     if not blocks:
         at = _insert_position(src.texts)
         new = _block_lines(python, deps)

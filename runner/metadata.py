@@ -7,13 +7,13 @@ import re
 import tokenize
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from runner.blocks import block_content, find_blocks, split_lines
+from runner.blocks import block_content, find_blocks, split_lines, unclosed_openers
 from runner.errors import MetadataError, ScriptError
 
 
@@ -26,8 +26,12 @@ class ScriptMetadata:
     tool: Mapping[str, Any] = field(default_factory=dict)
     # The block's embedded text exactly as the fast path hashes it; None without a block.
     block: str | None = None
-    # 1-based line number of the `# /// script` opener in the file.
+    # 1-based line numbers of the `# /// script` opener and of the `# ///` that closes it.
     block_line: int | None = None
+    block_end_line: int | None = None
+    # 1-based lines of `# /// script` openers that no `# ///` closes (ignored, as the
+    # specification says; the CLI warns about them).
+    unclosed: tuple[int, ...] = ()
 
     @property
     def runner_settings(self) -> Mapping[str, Any]:
@@ -76,8 +80,9 @@ def parse(text: str, path: str = "<script>") -> ScriptMetadata:
     """Parse and validate the `script` block of already-decoded source text."""
     lines = split_lines(text.removeprefix("\ufeff"))
     blocks = [b for b in find_blocks(lines) if b[0] == "script"]
+    unclosed = tuple(i + 1 for kind, i in unclosed_openers(lines) if kind == "script")
     if not blocks:
-        return ScriptMetadata()
+        return ScriptMetadata(unclosed=unclosed)
     if len(blocks) > 1:
         where = ", ".join(str(b[1] + 1) for b in blocks)
         raise MetadataError(
@@ -113,7 +118,8 @@ def parse(text: str, path: str = "<script>") -> ScriptMetadata:
             f"{path}:{start + 1}: cannot read the script metadata block: {reason}",
             hint="Simplify the block: it should hold short TOML values.",
         ) from None
-    return _validate(data, content, start, path, lines, end)
+    meta = _validate(data, content, start, path, lines, end)
+    return replace(meta, block_end_line=end + 1, unclosed=unclosed)
 
 
 def _line_of(lines: list[str], start: int, end: int, needle: str) -> int:

@@ -283,3 +283,25 @@ def test_any_sequence_of_edits_matches_a_model(
         assert data.endswith(f"# ///{newline}import sys{newline}".encode())
         if newline == "\r\n":
             assert b"\n" not in data.replace(b"\r\n", b"")
+
+
+def test_an_unclosed_block_is_refused_naming_its_line_not_prepended_to() -> None:
+    data = b'#!/usr/bin/env python3\n# /// script\n# dependencies = ["alpha"]\nimport alpha\n'
+    for change in (
+        lambda: edit.add_requirements(data, ["beta"], "t.py"),
+        lambda: edit.set_requires_python(data, "3.11", "t.py"),
+    ):
+        with pytest.raises(MetadataError, match=r"^t\.py:2: .*not closed") as info:
+            change()
+        assert "# ///" in (info.value.hint or "")
+    with pytest.raises(UsageError, match="does not depend on alpha"):
+        # The unclosed block is ignored (as the specification says): nothing to remove.
+        edit.remove_requirements(data, ["alpha"], "t.py")
+
+
+def test_a_block_followed_by_comments_is_the_one_edited() -> None:
+    data = b'# /// script\n# dependencies = ["alpha"]\n# ///\n# Prints a table.\nimport alpha\n'
+    out = edit.add_requirements(data, ["beta"], "t.py")
+    assert out == data.replace(b'["alpha"]', b'["alpha", "beta"]')
+    assert edit.remove_requirements(out, ["beta"], "t.py") == data
+    assert edit.remove_requirements(data, ["alpha"], "t.py") == data.replace(b'["alpha"]', b"[]")

@@ -55,6 +55,32 @@ def reference_blocks(text: str) -> list[tuple[str, str, int]]:
     return out
 
 
+def _normalized(text: str) -> str:
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def reference_spans(text: str, kind: str | None = None) -> list[tuple[int, int]]:
+    """0-based (opener line, closer line) of every block the regular expression finds."""
+    text = _normalized(text)
+    spans = []
+    for m in re.finditer(REGEX, text):
+        if kind is None or m.group("type") == kind:
+            first = text.count("\n", 0, m.start())
+            spans.append((first, first + m.group(0).count("\n")))
+    return spans
+
+
+def reference_unclosed(text: str, kind: str) -> tuple[int, ...]:
+    """1-based lines that look like an opener (the regex's first line) but open no block."""
+    inside = {i for a, b in reference_spans(text) for i in range(a, b + 1)}
+    opener = re.compile(r"# /// (?P<type>[a-zA-Z0-9-]+)")
+    return tuple(
+        i + 1
+        for i, line in enumerate(_normalized(text).split("\n"))
+        if (m := opener.fullmatch(line)) and m.group("type") == kind and i not in inside
+    )
+
+
 def reference_script(text: str) -> str | bool | None:
     found = [b for b in reference_blocks(text) if b[0] == "script"]
     if len(found) > 1:
@@ -267,16 +293,22 @@ def test_parse_returns_metadata_or_metadata_error(text: str) -> None:
         assert found is False
     else:
         assert (found[0] if found else None) == expected  # type: ignore[index]
-    # The parser agrees with the scanner: same block, or a duplicate error.
+    # The parser agrees with the specification too (not only with the scanner, with which
+    # it shares code): the same block at the same lines, or a duplicate error.
     if isinstance(result, ScriptMetadata):
-        assert found is not False
-        assert result.block == (found[0] if found else None)  # type: ignore[index]
-        if found:
-            assert result.block_line == found[1] + 1  # type: ignore[index]
-    elif found is False:
+        assert expected is not False
+        assert result.block == expected
+        spans = reference_spans(text, "script")
+        if expected is not None:
+            assert (result.block_line, result.block_end_line) == (
+                spans[0][0] + 1,
+                spans[0][1] + 1,
+            )
+        assert result.unclosed == reference_unclosed(text, "script")
+    elif expected is False:
         assert "more than one '# /// script' block" in result.message
     else:
-        assert found, "an error without a block"
+        assert expected is not None, "an error without a block"
 
 
 @FUZZ
@@ -343,8 +375,10 @@ FILES = [
     ("plain", b"# /// script\n# dependencies = []\n# ///\nprint(1)\n", True),
     ("no-block", b"print(1)\n", True),
     ("bom", b"\xef\xbb\xbf# /// script\n# ///\n", True),
+    ("bom-block", b"\xef\xbb\xbf# /// script\n#\n# ///\n", True),
     ("crlf", b"# /// script\r\n# requires-python = '>=3'\r\n# ///\r\n", True),
-    ("unclosed", b"# /// script\n# x = 1\n# ///\n# comment\n", True),
+    ("followed-by-comments", b"# /// script\n# x = 1\n# ///\n# comment\n", True),
+    ("unclosed", b"# /// script\n# x = 1\nx = 1\n", True),
     (
         "latin1-declared",
         "# coding: latin-1\n# /// script\n# [tool.x]\n# a = 'é'\n# ///\n".encode("latin-1"),
@@ -366,7 +400,160 @@ def test_fast_path_digest_equals_prepare_digest(tmp_path: Path, data: bytes, han
     options = RunOptions()
     prepared = prepare(load_script(str(script)), options, Cache())
     warm = warmpath.digest_for_bytes(data, options.selection_pairs(), None, str(tmp_path))
-    if handled:
+    if prepared.script.metadata.unclosed:
+        # No alias: every run goes cold and warns about the unclosed opener again.
+        assert prepared.digest is None
+    elif handled:
         assert warm == prepared.digest
     else:
         assert warm is None
+
+
+# --------------------------------------------------------------------- layouts people write
+
+comment_line = st.sampled_from(
+    ["# a comment", "#", "# ///", "# /// script", "# /// other", "# x = 1", "# ---"]
+)
+code_line = st.sampled_from(["import sys", "", "x = 1", "    # indented", "#!shebang", '"""'])
+
+
+@st.composite
+def block_lines(draw: st.DrawFn) -> list[str]:
+    """A block (often `script`, sometimes another type) whose content may hold `# ///`."""
+    kind = draw(st.sampled_from(["script", "script", "pyproject", "x-y"]))
+    content = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    '# dependencies = ["alpha", "beta>=1"]',
+                    '# requires-python = ">=3.8"',
+                    "#",
+                    "# ///",  # a closer candidate inside the content
+                    "# /// script",
+                    "# [tool.runner]",
+                ]
+            ),
+            min_size=draw(st.sampled_from([0, 1])),
+            max_size=4,
+        )
+    )
+    closed = draw(st.integers(0, 9)) > 0
+    after = draw(st.lists(comment_line, max_size=3))  # ordinary comments after the closer
+    return [f"# /// {kind}", *content, *(["# ///"] if closed else []), *after]
+
+
+@st.composite
+def layouts(draw: st.DrawFn) -> str:
+    """Code, comments and zero to three blocks, with one line ending style or mixed ones."""
+    lines: list[str] = []
+    for _ in range(draw(st.integers(0, 3))):
+        lines += draw(st.lists(st.one_of(code_line, comment_line), max_size=3))
+        lines += draw(block_lines())
+    lines += draw(st.lists(st.one_of(code_line, comment_line), max_size=3))
+    if draw(st.booleans()):
+        ending = draw(LINE_ENDINGS)
+        endings = [ending] * len(lines)
+    else:
+        endings = draw(st.lists(LINE_ENDINGS, min_size=len(lines), max_size=len(lines)))
+    bom = draw(st.sampled_from(["", "\ufeff"]))
+    return bom + "".join(line + end for line, end in zip(lines, endings, strict=True))
+
+
+@FUZZ
+@given(layouts())
+@example("# /// script\n# a = 1\n# ///\n# Prints a table\nimport rich\n")
+@example("# /// script\r\n# a = 1\r\n# ///\r\n# ///\r\n# b\r\n")
+@example("# /// script\n# a = 1\n# ///\n# /// script\n# b = 2\nx\n")
+def test_layouts_scanner_and_parser_agree_with_the_specification(text: str) -> None:
+    lines = warmpath.split_lines(text.removeprefix("\ufeff"))
+    got = [
+        (kind, warmpath.block_content(lines, start, end), start)
+        for kind, start, end in warmpath.find_blocks(lines)
+    ]
+    assert got == reference_blocks(text)
+    result = parse_or_error(text)
+    expected = reference_script(text)
+    if isinstance(result, ScriptMetadata):
+        assert result.block == expected
+        assert result.unclosed == reference_unclosed(text, "script")
+    else:
+        assert expected is not None
+
+
+requirement_names = st.lists(
+    st.sampled_from(["alpha", "beta", "Gamma_x", "delta.e", "zeta"]), unique=True, max_size=3
+)
+
+
+@st.composite
+def editable_scripts(draw: st.DrawFn) -> tuple[bytes, list[str]]:
+    """A script with one closed `script` block in runner's own one-line style, followed by
+    comments and other blocks as people write them; returns (bytes, its dependencies)."""
+    deps = draw(requirement_names)
+    block = ["# /// script"]
+    if draw(st.booleans()):
+        block.append('# requires-python = ">=3.8"')
+    block += ["# dependencies = [" + ", ".join(f'"{d}"' for d in deps) + "]", "# ///"]
+    before = draw(st.lists(st.sampled_from(["import os", "", "# note"]), max_size=2))
+    if before and before[-1].startswith("#"):
+        before.append("")  # a comment right above would not change the block, but keep it plain
+    after = draw(st.lists(st.sampled_from(["# Prints a table", "#", "# see below"]), max_size=2))
+    other = draw(
+        st.sampled_from([[], ["", "# /// other", "# x = 1", "# ///"], ["", "# /// script-x"]])
+    )
+    tail = ["import sys", *other, ""]
+    ending = draw(LINE_ENDINGS)
+    text = ending.join([*before, *block, *after, *tail])
+    return (draw(st.sampled_from(["", "\ufeff"])) + text).encode(), deps
+
+
+@FUZZ
+@given(editable_scripts(), st.sampled_from(["omega", "alpha>=2", "new-pkg[x]"]))
+def test_add_then_remove_edits_the_one_block_and_round_trips(
+    script: tuple[bytes, list[str]], requirement: str
+) -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    from runner import edit
+
+    data, deps = script
+    name = Requirement(requirement).name
+    added = edit.add_requirements(data, [requirement])
+    meta = parse(decode_source(added, "s.py"), "s.py")
+    keys = [canonicalize_name(Requirement(d).name) for d in meta.dependencies]
+    assert canonicalize_name(name) in keys
+    assert len(keys) == len(set(keys))
+    # Exactly one block, the same one: nothing was prepended.
+    lines = warmpath.split_lines(decode_source(added, "s.py").removeprefix("\ufeff"))
+    starts = [b[1] + 1 for b in warmpath.find_blocks(lines) if b[0] == "script"]
+    assert starts == [meta.block_line]
+    assert len([line for line in lines if line == "# /// script"]) == 1
+    removed = edit.remove_requirements(added, [name])
+    after = parse(decode_source(removed, "s.py"), "s.py")
+    expected = [d for d in deps if canonicalize_name(d) != canonicalize_name(name)]
+    assert list(after.dependencies) == expected
+    if canonicalize_name(name) not in {canonicalize_name(d) for d in deps}:
+        assert removed == data  # byte for byte
+
+
+@FUZZ
+@given(layouts())
+def test_edits_never_add_a_second_block_or_skip_an_unclosed_one(text: str) -> None:
+    from runner import edit
+
+    data = text.encode()
+    try:
+        before = parse(text, "s.py")
+    except MetadataError:
+        return
+    try:
+        out = edit.add_requirements(data, ["omega"], "s.py")
+    except MetadataError as exc:
+        # Refused: the file has an unclosed block (named by its line), or one it cannot edit.
+        assert exc.message.startswith("s.py:"), exc.message
+        return
+    assert before.unclosed == () or before.block is not None
+    after = parse(decode_source(out, "s.py"), "s.py")
+    assert "omega" in after.dependencies
+    assert list(after.dependencies)[:-1] == list(before.dependencies)

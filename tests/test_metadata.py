@@ -168,7 +168,10 @@ def test_block_found(text: str, expected: str | None) -> None:
     found = warmpath.script_block(text)
     assert (found[0] if found else None) == expected  # type: ignore[index]
     if expected is None:
-        assert meta == ScriptMetadata()
+        assert meta == ScriptMetadata(unclosed=meta.unclosed)
+        # Only a `# /// script` line that opens nothing is reported (and named by its line).
+        lines = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+        assert all(lines.split("\n")[n - 1] == "# /// script" for n in meta.unclosed)
 
 
 def test_block_line_and_fields() -> None:

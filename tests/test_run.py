@@ -271,3 +271,31 @@ def test_version_flag() -> None:
         got = run_runner(flag)
         assert got.returncode == 0
         assert got.stdout.strip() == __version__
+
+
+# ----------------------------------------------------------------------------- the block used
+
+
+def test_an_unclosed_block_is_ignored_with_a_warning_on_every_run(tmp_path: Path) -> None:
+    script = tmp_path / "s.py"
+    script.write_text('"""Doc."""\n# /// script\n# dependencies = ["alpha"]\nprint("ran")\n')
+    for _ in range(2):  # the second run must not go warm and silent
+        got = run_runner("run", str(script))
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == "ran\n"
+        warnings = [line for line in got.stderr.splitlines() if "warning" in line]
+        assert len(warnings) == 1, got.stderr
+        assert f"{script}:2:" in warnings[0] and "# ///" in warnings[0]
+    quiet = run_runner("run", "-q", str(script))
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "ran\n", "")
+
+
+def test_verbose_names_the_lines_of_the_block_used(tmp_path: Path) -> None:
+    script = tmp_path / "s.py"
+    script.write_text(
+        "import sys\n# /// script\n# dependencies = []\n# ///\n# Prints ran.\nprint('ran')\n"
+    )
+    got = run_runner("run", "-v", str(script))
+    assert got.returncode == 0, got.stderr
+    assert "using the script block on lines 2-4" in got.stderr
+    assert "warning" not in got.stderr

@@ -326,7 +326,9 @@ def register(app: typer.Typer) -> None:
         )
         reporter = Reporter(quiet=quiet, verbose=verbose)
         cache = Cache(config=config())
-        _, env_dir = api.environment_for(api.load_script(script), options, cache, reporter)
+        _, env_dir = api.environment_for(
+            api.load_script(script, reporter=reporter), options, cache, reporter
+        )
         print(layout.env_python(str(env_dir)))
 
     @app.command()
@@ -370,7 +372,7 @@ def register(app: typer.Typer) -> None:
         reporter = Reporter(quiet=quiet, verbose=verbose)
         cache = Cache(config=config())
         # Read every script first: a typo in the last one should fail before any build.
-        loaded = [api.load_script(s) for s in scripts]
+        loaded = [api.load_script(s, reporter=reporter) for s in scripts]
         # A failed build does not stop the others: a batch learns every problem at once.
         results: list[dict[str, str]] = []
         failures: list[RunnerError] = []

@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         from runner.report import Reporter
 
         reporter = Reporter(quiet=quiet, verbose=verbose)
-        loaded = load_script(script)
+        loaded = load_script(script, reporter=reporter)
         lock_path = layout.lock_path_for(script)
         cache = Cache(config=config())
         options = run_options(
