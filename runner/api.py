@@ -422,7 +422,10 @@ def run_child(env_dir: Path, script: str, args: list[str], depth: int = 0) -> in
 def run_command(parsed: ParsedRun, config: Config, data: bytes | None = None) -> int:
     """`runner run` as the launcher parsed it (`data`: the script's bytes, where the launcher
     read them already)."""
-    run_options = RunOptions.from_values(parsed.values).with_config(config)
+    from runner import validate
+
+    # Every value is checked before standard input is read or the cache touched.
+    run_options = validate.run_options(RunOptions.from_values(parsed.values).with_config(config))
     reporter = Reporter(quiet=bool(parsed.values["quiet"]), verbose=bool(parsed.values["verbose"]))
     cache = Cache(config=config)
     script = resolve_script(parsed.script, cache, data)

@@ -95,8 +95,8 @@ def write_manifest(
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "key": spec.key,
-        "inputs": spec.key_data(),
-        "requirements": list(spec.requirements),
+        "inputs": spec.stored_key_data(),
+        "requirements": list(spec.shown_requirements()),
         "installed": [{"name": n, "version": v} for n, v in installed.items()],
         "interpreter": {
             "path": spec.interpreter.path,

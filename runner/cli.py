@@ -148,7 +148,10 @@ _register_commands()
 
 
 def render_error(exc: RunnerError) -> None:
-    sys.stderr.write(format_error(exc))
+    from runner.redact import redact_text
+
+    # Messages quote what the user typed: a URL in it may carry a password.
+    sys.stderr.write(redact_text(format_error(exc)))
     sys.stderr.flush()
 
 

@@ -53,6 +53,8 @@ def run_options(**values: object) -> RunOptions:
     """The core's options from a command's table options (keyword names are the table's
     names; lists become tuples), with RUNNER_OFFLINE / RUNNER_INSTALLER filled in."""
     from runner.api import RunOptions
+    from runner.validate import run_options as validated
 
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
-    return RunOptions.from_values(given).with_config(config())
+    # Checked before the command does anything: a bad value is a usage error (exit 2).
+    return validated(RunOptions.from_values(given).with_config(config()))

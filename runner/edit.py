@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 from runner.blocks import find_blocks, split_lines
 from runner.errors import MetadataError, ScriptError, UsageError
 from runner.metadata import ScriptMetadata, decode_source, parse
+from runner.redact import redact_text
 
 SHEBANG = "#!/usr/bin/env -S runner run"
 # New one-line arrays longer than this are written one entry per line instead.
@@ -113,7 +114,7 @@ def validate_requirements(requirements: list[str]) -> list[Requirement]:
         try:
             parsed.append(Requirement(text))
         except InvalidRequirement as exc:
-            problems.append(f"{text!r}: {str(exc).splitlines()[0]}")
+            problems.append(redact_text(f"{text!r}: {str(exc).splitlines()[0]}"))
     if problems:
         raise UsageError(
             "invalid requirement: " + "; ".join(problems),

@@ -642,6 +642,6 @@ def get_installer(name: str | None) -> Installer:
 def describe_requirements(requirements: Sequence[str]) -> str:
     if not requirements:
         return "no dependencies"
-    shown = ", ".join(requirements[:4])
+    shown = ", ".join(redact_text(r) for r in requirements[:4])
     more = f" and {len(requirements) - 4} more" if len(requirements) > 4 else ""
     return shown + more

@@ -342,7 +342,9 @@ def cold_run(
 
         return api.run_command(parsed, config, data)
     except RunnerError as exc:
-        text = format_error(exc)
+        from runner.redact import redact_text  # a message may quote a URL with a password
+
+        text = redact_text(format_error(exc))
         sys.stderr.write(text)
         if failure_digest is not None:
             _record_failure(config.cache_root, failure_digest, exc.exit_code, text)

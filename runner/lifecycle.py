@@ -45,7 +45,7 @@ from typing import Any
 from runner import alias as alias_format
 from runner import layout, records
 from runner.cache import Cache, cache_error, process_start_time
-from runner.errors import CacheError, UsageError
+from runner.errors import CacheError
 from runner.fsutil import (
     atomic_write_text,
     dir_size,
@@ -54,6 +54,7 @@ from runner.fsutil import (
     remove_tree,
 )
 from runner.layout import CACHEDIR_TAG, SUBDIRS
+from runner.redact import redact_text
 from runner.report import Reporter
 
 DEFAULT_OLDER_THAN = 30 * 86400.0
@@ -75,19 +76,12 @@ _STORE_TOKEN = re.compile(rb"[0-9a-f]{32}-[0-9a-f]{12}")
 # Leases and build locks are held for this many environments at a time (file descriptors).
 _BATCH = 64
 
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
+def parse_duration(text: str, option: str = "--older-than") -> float:
+    """Seconds in `30d`, `12h`, `90m`, `45s`, `2w` (a bare number is days); UsageError if not."""
+    from runner.validate import duration
 
-def parse_duration(text: str) -> float:
-    """Seconds in `30d`, `12h`, `90m`, `45s`, `2w` (a bare number is days)."""
-    match = _DURATION.match(text.lower())
-    if not match:
-        raise UsageError(
-            f"not a duration: {text!r}",
-            hint="Use a number with a unit: 30d (days), 12h (hours), 90m (minutes), 2w, 45s.",
-        )
-    return float(match.group(1)) * _UNITS[match.group(2) or "d"]
+    return duration(text, option)
 
 
 # --------------------------------------------------------------------------- values
@@ -538,7 +532,10 @@ def _info(scan: _Scan, env_dir: Path, *, sizes: bool = True) -> EnvInfo:
         key=key_of(env_dir) or env_dir.name,
         path=str(env_dir),
         state=scan.state_of(env_dir, manifest is not None),
-        requirements=tuple(str(r) for r in requirements) if isinstance(requirements, list) else (),
+        # Redacted again: a manifest written by an older runner may hold credentials.
+        requirements=tuple(redact_text(str(r)) for r in requirements)
+        if isinstance(requirements, list)
+        else (),
         installed=pairs,
         interpreter=_interpreter_text(manifest),
         size=dir_size(env_dir) if sizes else 0,
@@ -935,7 +932,7 @@ def maybe_auto_prune(cache: Cache, reporter: Reporter) -> CleanupResult | None:
             return None
         # Stamp first, so concurrent cold runs do not all prune at once.
         atomic_write_text(stamp, f"{time.time()}\n")
-        older = parse_duration(cache.config.auto_prune_after)
+        older = parse_duration(cache.config.auto_prune_after, "RUNNER_AUTO_PRUNE_AFTER")
         result = prune(cache, older_than=older, budget=AUTO_PRUNE_BUDGET)
     except Exception as exc:  # housekeeping never breaks a run
         reporter.detail(f"automatic cache pruning skipped: {exc}")

@@ -241,7 +241,10 @@ def make_lock(
         "",
         "[tool.runner]",
         f"requirements-digest = {json.dumps(requirements_digest(meta))}",
-        "requirements = [" + ", ".join(json.dumps(r) for r in requirements) + "]",
+        # A lock keeps no credentials, not even masked (the digest above is a hash).
+        "requirements = ["
+        + ", ".join(json.dumps(redact_text(r, mask="")) for r in requirements)
+        + "]",
     ]
     if exclude_newer:
         tool.append(f"exclude-newer = {json.dumps(exclude_newer)}")

@@ -15,6 +15,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from runner.blocks import block_content, find_blocks, split_lines, unclosed_openers
 from runner.errors import MetadataError, ScriptError
+from runner.redact import redact_text
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def _validate(
             Requirement(entry)
         except InvalidRequirement as exc:
             first = str(exc).splitlines()[0]
-            problems.append(f"{entry!r}: {first}")
+            problems.append(redact_text(f"{entry!r}: {first}"))
     if problems:
         line = _line_of(lines, start, end, "dependencies")
         raise MetadataError(

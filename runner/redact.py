@@ -6,23 +6,36 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
+# The user information of a URL that does not parse (a bad port, a broken IPv6 host): what
+# lies between `scheme://` and the *last* `@` of the authority, as urlsplit would cut it.
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+# `user:password@host` outside a URL (a proxy setting, a mangled command line).
+_BARE = re.compile(r"(?<![\w/.:@%+-])[^\s/@:'\"<>()]+:[^\s/@'\"<>()]+@(?=[\w\[])")
 
 
 def redact_url(url: str, *, mask: str = "***@") -> str:
-    """Replace the user and password part of a URL by `mask` ("" drops it entirely)."""
+    """Replace the user and password part of a URL by `mask` ("" drops it entirely).
+
+    A URL that does not parse is still redacted: anything before the last `@` of its
+    authority goes.
+    """
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return url
+        return _USERINFO.sub(lambda m: m.group("scheme") + mask, url, count=1)
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address keeps its brackets
     if port:
         host = f"{host}:{port}"
     return urlunsplit((parts.scheme, f"{mask}{host}", parts.path, parts.query, parts.fragment))
 
 
 def redact_text(text: str, *, mask: str = "***@") -> str:
-    """Redact every URL in free text (installer output, command lines, lock files)."""
-    return _URL.sub(lambda m: redact_url(m.group(0), mask=mask), text)
+    """Redact every URL in free text (installer output, command lines, lock files), and
+    anything else that looks like `user:password@host`."""
+    text = _URL.sub(lambda m: redact_url(m.group(0), mask=mask), text)
+    return _BARE.sub(mask, text)

@@ -15,6 +15,8 @@ import threading
 import time
 from typing import TextIO
 
+from runner.redact import redact_text
+
 _TICK = 0.1  # seconds between redraws of the live line's clock
 
 
@@ -44,7 +46,7 @@ class Reporter:
     def _write(self, text: str) -> None:
         with self._lock:
             self._erase()
-            self.stream.write(text + "\n")
+            self.stream.write(redact_text(text) + "\n")
             if self._status is not None:
                 self._draw()
             self.stream.flush()

@@ -184,6 +184,13 @@ def parse_cutoff(value: str, now: _dt.datetime | None = None) -> str:
     so the value, and with it the environment key, changes once a day rather than every
     second. An RFC 3339 time without an offset is taken as UTC. Raises ValueError.
     """
+    try:
+        return _parse_cutoff(value, now)
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range") from None
+
+
+def _parse_cutoff(value: str, now: _dt.datetime | None) -> str:
     match = _DURATION.match(value)
     if match:
         if match.group("iso") is not None:

@@ -13,7 +13,7 @@ from packaging.utils import canonicalize_name
 
 from runner.hashing import sha256_hex
 from runner.interpreters import Interpreter
-from runner.redact import redact_url
+from runner.redact import redact_text, redact_url
 
 # Bump when the meaning of any key input changes; every existing environment then misses.
 KEY_FORMAT = 1
@@ -88,6 +88,16 @@ class EnvSpec:
             "lock": self.lock_digest,
             "exclude_newer": self.exclude_newer,
         }
+
+    def shown_requirements(self) -> tuple[str, ...]:
+        """The requirements as they may be shown or stored: URL credentials masked."""
+        return tuple(redact_text(r) for r in self.requirements)
+
+    def stored_key_data(self) -> dict[str, Any]:
+        """`key_data` as the manifest records it: without credentials. The key itself is
+        hashed from `key_data`, so requirements that differ only in credentials still get
+        different keys."""
+        return {**self.key_data(), "requirements": list(self.shown_requirements())}
 
     @property
     def key(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import stat
@@ -45,6 +46,7 @@ def block(*lines: str) -> str:
         ('no-index = "yes"', 6, "no-index must be true or false"),
         ('exclude-newer = "last tuesday"', 6, "exclude-newer: 'last tuesday' is neither"),
         ('index-url = ""', 6, "index-url must be a str"),
+        ('exclude-newer = "0001-01-01T00:00:00+14:00"', 6, "is out of range"),
     ],
 )
 def test_invalid_settings_name_file_and_line(setting: str, line: int, fragment: str) -> None:
@@ -220,6 +222,58 @@ def test_credentials_never_leak(tmp_path: Path) -> None:
     assert any(p.name.endswith(".log") for p in files)
     for path in files:
         assert b"secret" not in path.read_bytes(), path
+
+
+def test_direct_url_credentials_never_leak_but_still_select_the_environment(
+    tmp_path: Path,
+) -> None:
+    index_dir = tmp_path / "index"
+    make_wheel(index_dir, "alpha", "1.0")
+    outputs = []
+    with serve_index(index_dir) as (url, _):
+        base = url.removesuffix("/simple").replace("http://", "http://user:{}@")
+        wheel = "/files/alpha-1.0-py3-none-any.whl"
+        script = script_with(
+            tmp_path / "job.py",
+            ["alpha @ " + base.format("s3cr3t-one") + wheel],
+            [],
+            "import alpha\nprint(alpha.VERSION)\n",
+        )
+        for args in (
+            ["run", "-v", str(script)],
+            ["run", str(script)],
+            ["cache", "list", "--json"],
+            ["cache", "list"],
+            ["sync", "--json", str(script)],
+            ["lock", str(script)],  # last: a lock of a bare URL has no hashes to install
+        ):
+            result = run_runner(*args)
+            assert result.returncode == 0, result.stderr
+            outputs += [result.stdout, result.stderr]
+        assert outputs[0] == "1.0\n"
+        listed = json.loads(outputs[4])["environments"]
+        assert [e["requirements"] for e in listed] == [
+            ["alpha @ " + base.format("").replace("user:@", "***@") + wheel]
+        ]
+        # Other credentials for the same URL: a different environment (the key still sees
+        # them, although nothing stored shows them).
+        script_with(script, ["alpha @ " + base.format("s3cr3t-two") + wheel], [], "import alpha\n")
+        lock_text = (tmp_path / "pylock.job.toml").read_text()
+        assert "s3cr3t" not in lock_text and "requirements = [" in lock_text
+        (tmp_path / "pylock.job.toml").unlink()
+        again = run_runner("run", str(script))
+        assert again.returncode == 0, again.stderr
+        outputs += [again.stdout, again.stderr]
+        listed = json.loads(run_runner("cache", "list", "--json").stdout)["environments"]
+        assert len({e["key"] for e in listed}) == 2
+    assert not any("s3cr3t" in text for text in outputs), outputs
+    files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and not p.is_symlink()]
+    files.append(tmp_path / "pylock.job.toml")
+    assert any(p.name == "runner-env.json" for p in files)
+    assert any(p.name.endswith(".log") for p in files)
+    for path in files:
+        if path.exists():
+            assert b"s3cr3t" not in path.read_bytes(), path
 
 
 def test_with_adds_requirements_and_works_in_a_shebang(

@@ -20,6 +20,7 @@ from runner.spec import (
     canonical_json,
     make_spec,
     normalize_requirements,
+    redact_text,
     redact_url,
 )
 
@@ -237,12 +238,41 @@ REDACT = [
     ("query-kept", "https://u:p@h.invalid/s?x=1", "https://***@h.invalid/s?x=1"),
     ("no-credentials", "https://host.invalid/simple", "https://host.invalid/simple"),
     ("local-path-with-at", "/home/me/wheels@2024", "/home/me/wheels@2024"),
+    # URLs that do not parse are redacted all the same.
+    ("bad-port", "https://user:s3cret@host:abc/", "https://***@host:abc/"),
+    ("broken-ipv6", "https://u:s3cret@[::1/simple", "https://***@[::1/simple"),
+    ("at-in-password", "https://u:s3c@ret@host:x/", "https://***@host:x/"),
+    ("ipv6-kept", "https://u:s3cret@[::1]:8080/s", "https://***@[::1]:8080/s"),
+    ("vcs-scheme", "git+https://u:s3cret@host/r.git", "git+https://***@host/r.git"),
 ]
 
 
 @pytest.mark.parametrize(("url", "shown"), [c[1:] for c in REDACT], ids=[c[0] for c in REDACT])
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pkg @ https://user:s3cret@host:abc/pkg.whl",
+        "Collecting x from https://u:s3cret@[::1/x.whl (line 3)",
+        "proxy user:s3cret@proxy.invalid:3128 refused",
+        "'https://user:s3cret@host:99999999/'",
+    ],
+)
+def test_redact_text_hides_anything_like_user_password_at(text: str) -> None:
+    shown = redact_text(text)
+    assert "s3cret" not in shown and "***@" in shown
+    assert "s3cret" not in redact_text(text, mask="")
+
+
+def test_direct_url_credentials_are_stored_masked_but_keep_keys_apart() -> None:
+    one = make_spec(["pkg @ https://user:s3cret@h.invalid/pkg.whl"], PY)
+    two = make_spec(["pkg @ https://user:other@h.invalid/pkg.whl"], PY)
+    assert one.key != two.key
+    assert one.shown_requirements() == ("pkg @ https://***@h.invalid/pkg.whl",)
+    assert "s3cret" not in canonical_json(one.stored_key_data()).decode()
 
 
 def test_credentials_never_in_key_data() -> None:

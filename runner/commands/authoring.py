@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 
 from runner.errors import RunnerError, ScriptError, UsageError
 from runner.fsutil import write_temp
+from runner.redact import redact_text
 
 PathArg = Annotated[str, typer.Argument(help="The script file.")]
 
@@ -277,7 +278,7 @@ def register(app: typer.Typer) -> None:
         what = ", ".join(
             reqs + ([f"requires-python {edit.python_specifier(python)}"] if python else [])
         )
-        sys.stderr.write(f"runner: {script}: set {what}\n")
+        sys.stderr.write(f"runner: {script}: set {redact_text(what)}\n")
 
     @app.command()
     def remove(
@@ -291,7 +292,7 @@ def register(app: typer.Typer) -> None:
             data = _read(script)
             new = edit.remove_requirements(data, list(names), script)
             _replace(script, new)
-        sys.stderr.write(f"runner: {script}: removed {', '.join(names)}\n")
+        sys.stderr.write(f"runner: {script}: removed {redact_text(', '.join(names))}\n")
 
     @app.command("python")
     def python_cmd(
@@ -381,7 +382,7 @@ def register(app: typer.Typer) -> None:
                 prepared, env_dir = api.environment_for(script, options, cache, reporter)
             except RunnerError as exc:
                 failures.append(exc)
-                results.append({"script": script.path, "error": exc.message})
+                results.append({"script": script.path, "error": redact_text(exc.message)})
                 if not json_:
                     reporter.warn(f"{script.path}: {exc.message}")
                 continue

@@ -222,7 +222,7 @@ def render_result(result: Any, not_found: list[str]) -> str:
 def _grace(text: str | None) -> float | None:
     from runner.lifecycle import parse_duration
 
-    return None if text is None else parse_duration(text)
+    return None if text is None else parse_duration(text, "--grace")
 
 
 @cache_app.command()
@@ -238,12 +238,8 @@ def prune(
     """Remove unused environments, killed builds' leftovers and stale entries."""
     from runner import lifecycle
 
-    result = lifecycle.prune(
-        _cache(),
-        older_than=lifecycle.parse_duration(older_than),
-        dry_run=dry_run,
-        grace=_grace(grace),
-    )
+    older, grace_seconds = lifecycle.parse_duration(older_than), _grace(grace)  # before any work
+    result = lifecycle.prune(_cache(), older_than=older, dry_run=dry_run, grace=grace_seconds)
     if json_:
         _emit_json(_result_json(result, []))
     else:
@@ -262,12 +258,13 @@ def clean(
     """Remove every environment not in use (or only those serving SCRIPT...)."""
     from runner import lifecycle
 
+    grace_seconds = _grace(grace)  # before any work
     result, not_found = lifecycle.clean(
         _cache(),
         scripts=list(scripts or ()),
         key_for=_key_for,
         dry_run=dry_run,
-        grace=_grace(grace),
+        grace=grace_seconds,
     )
     if json_:
         _emit_json(_result_json(result, not_found))

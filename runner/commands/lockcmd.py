@@ -54,11 +54,7 @@ def register(app: typer.Typer) -> None:
         from runner.interpreters import select
         from runner.report import Reporter
 
-        reporter = Reporter(quiet=quiet, verbose=verbose)
-        loaded = load_script(script, reporter=reporter)
-        lock_path = layout.lock_path_for(script)
-        cache = Cache(config=config())
-        options = run_options(
+        options = run_options(  # validated before anything else happens
             python=python,
             index_url=index_url,
             extra_index_urls=extra_index_urls,
@@ -67,6 +63,10 @@ def register(app: typer.Typer) -> None:
             exclude_newer=exclude_newer,
             offline=offline,
         )
+        reporter = Reporter(quiet=quiet, verbose=verbose)
+        loaded = load_script(script, reporter=reporter)
+        lock_path = layout.lock_path_for(script)
+        cache = Cache(config=config())
         if check:
             existing = lockfile.load_lock(lock_path)
             if existing is None:
