@@ -7,10 +7,12 @@ How the interpreter is chosen (`select`):
   a specifier (`>=3.12`, `>=3.11,<3.13`) or a command name on PATH (`pypy3`). A version or
   specifier picks the highest discovered interpreter that matches it and the script's
   `requires-python`. An explicit choice that contradicts `requires-python` is an error.
-* Otherwise, a script with `requires-python` runs on the highest discovered interpreter that
-  satisfies it (final releases preferred over pre-releases).
-* Otherwise (no `requires-python`, no explicit choice) the script runs on the interpreter
-  runner itself runs on, as `python script.py` would; nothing is discovered.
+* Otherwise the script runs on the interpreter runner itself runs on, as `python script.py`
+  would, when it satisfies the script's `requires-python` (or there is none); nothing is
+  discovered then. Adding `requires-python = ">=3.9"` to a script does not move it to
+  another Python.
+* Otherwise the highest discovered interpreter that satisfies `requires-python` (final
+  releases preferred over pre-releases).
 
 Discovery looks at runner's own interpreter, `python3` and `python3.X` in every PATH
 directory (pyenv/asdf `shims` directories are skipped: shims are not interpreters), pyenv
@@ -248,6 +250,15 @@ def _run_probe(path: str) -> dict[str, object]:
             f"{path} did not answer within {PROBE_TIMEOUT:.0f} s when asked for its version",
             hint="Check that it is a working Python, or choose another with --python.",
         )
+    if outcome.returncode < 0:
+        # Killed by a signal (a segfault, an abort): it will crash again; cached like a
+        # failure, so it is not started again until the file changes.
+        raise InterpreterError(
+            f"{path} crashed with {_signal_name(-outcome.returncode)} when asked for its version",
+            hint="Check that it is a working Python (reinstall it), or choose another with "
+            "--python.",
+            details="\n".join(outcome.output.strip().splitlines()[-5:]) or None,
+        )
     lines = [line for line in outcome.output.splitlines() if line.startswith(_PROBE_MARK)]
     if not outcome.ok or not lines:
         tail = "\n".join(outcome.output.strip().splitlines()[-5:])
@@ -263,6 +274,15 @@ def _run_probe(path: str) -> dict[str, object]:
     except (ValueError, KeyError, TypeError, AssertionError, InvalidVersion):
         raise InterpreterError(f"{path} did not report its identity as a Python would") from None
     return info  # type: ignore[no-any-return]
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return f"signal {number} ({signal.Signals(number).name})"
+    except ValueError:
+        return f"signal {number}"
 
 
 def _from_probe(path: str, info: dict[str, object]) -> Interpreter:
@@ -494,11 +514,11 @@ def select(
 ) -> Selection:
     """Pick the interpreter for a script.
 
-    Order: explicit `--python`, else `env_choice` (RUNNER_PYTHON); else, with `requires-python`, the
-    highest discovered interpreter satisfying it; else runner's own interpreter (what
-    `python script.py` would use). Raises InterpreterError when the explicit choice breaks
-    `requires-python`, when nothing matches (listing what was found), or when the chosen
-    Python is too old for runner to build environments for.
+    Order: explicit `--python`, else `env_choice` (RUNNER_PYTHON); else runner's own
+    interpreter (what `python script.py` would use) when it satisfies `requires-python`;
+    else the highest discovered interpreter satisfying it. Raises InterpreterError when the
+    explicit choice breaks `requires-python`, when nothing matches (listing what was
+    found), or when the chosen Python is too old for runner to build environments for.
     """
     spec = _parse_requires(requires_python)
     choice = (explicit or env_choice or "").strip() or None
@@ -560,16 +580,16 @@ def select(
             + (f" and requires-python {requires_python}" if spec is not None else ""),
         )
 
-    if spec is None:
-        interpreter = probe(current_python(), cache_root)
-        if not interpreter.supported:
-            raise _unsupported(interpreter, "runner's own interpreter")
-        checks = tuple(dict.fromkeys([interpreter.path, interpreter.real_path]))
-        return Selection(
-            interpreter=interpreter,
-            stat_checks=checks,
-            reason="runner's own Python (the script declares no requires-python)",
-        )
+    own = probe(current_python(), cache_root)
+    if spec is None or (own.supported and spec.contains(own.version_obj, prereleases=True)):
+        if not own.supported:
+            raise _unsupported(own, "runner's own interpreter")
+        checks = tuple(dict.fromkeys([own.path, own.real_path]))
+        if spec is None:
+            why = "runner's own Python (the script declares no requires-python)"
+        else:
+            why = f"runner's own Python, which satisfies requires-python {requires_python}"
+        return Selection(interpreter=own, stat_checks=checks, reason=why)
 
     discovery = discover(cache_root)
     chosen = best(discovery.interpreters, spec)

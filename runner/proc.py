@@ -60,7 +60,13 @@ def run(
     assert proc.stdout is not None
     lines: list[str] = []
     # The pipe is read until EOF; a timer kills a command that outlives `timeout`.
-    timer = threading.Timer(timeout, proc.kill) if timeout is not None else None
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, expire) if timeout is not None else None
     if timer is not None:
         timer.start()
     log = open(log_path, "w", encoding="utf-8") if log_path is not None else None  # noqa: SIM115  # closed below
@@ -89,7 +95,9 @@ def run(
             timer.cancel()
         if log is not None:
             log.close()
-    timed_out = timer is not None and timer.finished.is_set() and returncode < 0
+    # Only our own kill is a timeout: a command that dies of a signal by itself (a crash)
+    # is not (Timer.cancel also sets `finished`, so that cannot tell them apart).
+    timed_out = expired.is_set() and returncode < 0
     return Outcome(
         cmd=tuple(cmd), returncode=returncode, output="".join(lines), timed_out=timed_out
     )

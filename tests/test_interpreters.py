@@ -66,6 +66,24 @@ def ran_on(proc: subprocess.CompletedProcess[str]) -> tuple[str, str]:
 # --------------------------------------------------------------------------- choosing
 
 
+def test_requires_python_runner_own_interpreter_when_it_satisfies_it(
+    tmp_path: Path, pybin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `python script.py` would: adding a requires-python it meets changes nothing."""
+    link(pybin, "3.13")
+    own = "{}.{}".format(*sys.version_info[:2])
+    plain = write_script(tmp_path / "plain.py", PRINT_VERSION, [])
+    floor = write_script(tmp_path / "floor.py", PRINT_VERSION, [], requires_python=f'">={own}"')
+    assert ran_on(run_runner("run", str(plain)))[0] == own
+    assert ran_on(run_runner("run", str(floor)))[0] == own
+    # Chosen without discovery: only the interpreter itself must stay unchanged.
+    monkeypatch.setattr(interpreters, "discover", None)  # would raise if called
+    chosen = select(f">={own}", None, tmp_path / "cache")
+    assert chosen.interpreter.path == interpreters.current_python()
+    assert chosen.var_checks == ()
+    assert str(pybin) not in chosen.stat_checks
+
+
 def test_requires_python_runs_on_highest_matching(tmp_path: Path, pybin: Path) -> None:
     assert sys.version_info[:2] < (3, 12) or pytest.skip("runner itself must run on < 3.12")
     link(pybin, "3.12")
@@ -382,3 +400,36 @@ def test_a_hanging_interpreter_is_reported_not_waited_for_and_not_cached(
         interpreters.probe(str(hang), cache_root)
     # A timeout may be a passing load: nothing is remembered about it.
     assert not list((cache_root / "interpreters").glob("*.json"))
+
+
+def test_a_crashing_interpreter_is_reported_with_its_signal_and_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "log"
+    crash = tmp_path / "python3"
+    crash.write_text(f"#!/bin/sh\necho run >> {log}\nkill -SEGV $$\n")
+    crash.chmod(0o755)
+    monkeypatch.setattr(interpreters, "PROBE_TIMEOUT", 60.0)
+    cache_root = tmp_path / "cache"
+    for _ in range(2):
+        with pytest.raises(InterpreterError, match=r"crashed with signal 11 \(SIGSEGV\)") as info:
+            interpreters.probe(str(crash), cache_root)
+        assert "did not answer" not in info.value.message
+        assert str(crash) in info.value.message
+    assert log.read_text().splitlines() == ["run"]  # remembered: not started again
+    # A changed file (size, mtime) is probed again.
+    crash.write_text(f"#!/bin/sh\necho again >> {log}\nkill -ABRT $$\n")
+    with pytest.raises(InterpreterError, match=r"SIGABRT"):
+        interpreters.probe(str(crash), cache_root)
+    assert log.read_text().splitlines() == ["run", "again"]
+
+
+def test_a_crashing_interpreter_on_the_command_line(tmp_path: Path) -> None:
+    crash = tmp_path / "python3"
+    crash.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crash.chmod(0o755)
+    script = write_script(tmp_path / "s.py", "print(1)\n", [])
+    got = run_runner("run", "--python", str(crash), str(script))
+    assert got.returncode == EXIT_INTERPRETER, got.stderr
+    assert "crashed with signal 11 (SIGSEGV)" in got.stderr
+    assert "Traceback" not in got.stderr
