@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -124,6 +127,59 @@ def run_runner(
         timeout=timeout,
         check=False,
     )
+
+
+def _within(read: Callable[[], str], timeout: float, what: str) -> str:
+    """Call a blocking `read` in a helper thread; fail (never hang) after `timeout` s."""
+    box: list[str] = []
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            box.append(read())
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if errors:
+        raise errors[0]
+    if thread.is_alive():
+        raise AssertionError(f"{what}: nothing within {timeout:.0f} s")
+    return box[0]
+
+
+def readline(stream: IO[str] | None, timeout: float = 120) -> str:
+    """One line from a child's pipe, or an AssertionError after `timeout` seconds (the
+    caller's cleanup kills the child, which ends the helper thread)."""
+    assert stream is not None
+    return _within(stream.readline, timeout, "reading a line from a child process")
+
+
+def read_all(stream: IO[str] | IO[bytes] | None, timeout: float = 120) -> str:
+    """Everything up to EOF from a child's pipe (text or bytes, decoded), within `timeout`."""
+    assert stream is not None
+
+    def read() -> str:
+        data = stream.read()
+        return data.decode() if isinstance(data, bytes) else data
+
+    return _within(read, timeout, "reading a child's output")
+
+
+def read_fifo(path: Path, timeout: float = 120) -> str:
+    """What a writer writes into the FIFO at `path`, until it closes it, within `timeout`.
+
+    On timeout the FIFO is opened for writing once, so the blocked reader sees EOF and its
+    thread ends.
+    """
+    try:
+        return _within(path.read_text, timeout, f"waiting for {path.name}")
+    except AssertionError:
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        raise
 
 
 def store_dirs(cache: Path) -> list[Path]:

@@ -1,4 +1,5 @@
-"""The command line with random option values, in-process through `runner.launcher.main` (the console script).
+"""The command line with random option values, in-process through `runner.launcher.main`
+(the console script).
 
 For any value a user can type: no traceback, an exit status from the documented set, a
 usage error (2) as one `runner: error:` line (plus a hint) before any work is done, and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RUNNER, published, run_runner, store_dirs, write_script
+from tests.conftest import RUNNER, published, readline, run_runner, store_dirs, write_script
 from tests.wheels import serve_index
 
 # Each child reports "ready" on one FIFO, then blocks reading another until the test closes
@@ -49,7 +50,14 @@ def start_at_barrier(tmp: Path, commands: list[list[str]]) -> list[subprocess.Po
         for cmd in commands
     ]
     arrived = 0
+    deadline = time.monotonic() + 120
     while arrived < len(procs):
+        # A child that dies before arriving must fail the test, not hang it.
+        readable, _, _ = select.select([ready], [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            for p in procs:
+                p.kill()
+            raise AssertionError(f"only {arrived} of {len(procs)} processes reached the barrier")
         arrived += len(os.read(ready, len(procs) - arrived))
     os.close(ready)
     os.close(go)  # no writer left: every child's read returns at once
@@ -111,20 +119,22 @@ def _start_build(script: Path, extra_env: dict[str, str]) -> subprocess.Popen[st
 def _kill_group(proc: subprocess.Popen[str]) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    proc.communicate()
+    proc.communicate(timeout=60)
 
 
 def _wait_for_checkpoint(fifo: Path, proc: subprocess.Popen[str]) -> int:
-    """Block until the build reaches its checkpoint (it writes its pid into the FIFO)."""
-    import select
-
+    """Wait until the build reaches its checkpoint (it writes its pid into the FIFO)."""
     if not fifo.exists():
         os.mkfifo(fifo)
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     assert proc.stderr is not None
+    deadline = time.monotonic() + 180
     try:
         while True:
-            ready, _, _ = select.select([fd, proc.stderr], [], [])
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("the build did not reach its checkpoint within 180 s")
+            ready, _, _ = select.select([fd, proc.stderr], [], [], min(left, 1.0))
             if fd in ready:
                 data = os.read(fd, 64)
                 if data:
@@ -202,8 +212,12 @@ def test_waiting_process_says_it_waits(
     waiter = subprocess.Popen(
         [RUNNER, "run", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    assert waiter.stderr is not None
-    line = waiter.stderr.readline()
+    try:
+        line = readline(waiter.stderr)
+    except AssertionError:
+        waiter.kill()
+        _kill_group(builder)
+        raise
     assert "waiting for another build" in line
     assert f"pid {builder.pid}" in line
     _kill_group(builder)  # the holder dies: its lock is released, the waiter builds

@@ -23,7 +23,14 @@ from pathlib import Path
 import pytest
 
 from runner.fsutil import remove_tree
-from tests.conftest import RUNNER, published, run_runner, store_dirs, write_script
+from tests.conftest import (
+    RUNNER,
+    published,
+    readline,
+    run_runner,
+    store_dirs,
+    write_script,
+)
 from tests.wheels import make_wheel
 
 pytestmark = pytest.mark.timeout(240)
@@ -423,9 +430,11 @@ def test_stale_soft_lock_of_killed_process_does_not_wedge(
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-    holder.send_signal(signal.SIGKILL)
-    holder.wait()
+    try:
+        assert readline(holder.stdout, 60) == "held\n"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=60)
     assert lock_path.exists()  # the killed holder's marker stays behind
     result = run_runner("run", str(script), env={"RUNNER_LOCK": "soft"}, timeout=60)
     _ok(result)
@@ -435,23 +444,40 @@ def test_stale_soft_lock_of_killed_process_does_not_wedge(
 def test_soft_lock_from_a_dead_host_expires_and_names_the_holder(
     tmp_path: Path, cache_dir: Path, offline_wheels: Path
 ) -> None:
-    from filelock._soft import OwnerRecord, encode_marker
-
     env = {"RUNNER_LOCK": "soft", "RUNNER_LOCK_LEASE": "2"}
     script = write_script(tmp_path / "s.py", "import alpha; print('alpha ok')\n", ["alpha"])
     _ok(run_runner("run", str(script), env=env))
     key = _key_of(cache_dir)
     _clean(cache_dir)
     # A builder on another machine died holding the lock: its marker is never refreshed.
-    record = OwnerRecord(
-        pid=4242,
-        hostname="build-node-7",
-        mode="lease",
-        token="ab" * 16,
-        lease_duration=2.0,
-        start=None,
+    # Made with filelock's public API by a process that calls itself build-node-7 and is
+    # then killed (no private filelock modules: their format may change in any release).
+    marker = cache_dir / "locks" / f"{key}.marker"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import signal, socket
+                socket.gethostname = lambda: "build-node-7"
+                import filelock
+                lock = filelock.SoftFileLease({str(marker)!r}, lease_duration=2.0)
+                lock.acquire()
+                print("held", flush=True)
+                signal.pause()
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    (cache_dir / "locks" / f"{key}.marker").write_bytes(encode_marker(record))
+    try:
+        assert readline(holder.stdout, 60) == "held\n"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=60)
+    assert b"build-node-7" in marker.read_bytes()
     (cache_dir / "locks" / f"{key}.owner").write_text(
         "pid 4242 on build-node-7, building for /home/x/s.py\n"
     )

@@ -17,7 +17,7 @@ from runner import lifecycle
 from runner.cache import Cache
 from runner.errors import UsageError
 from runner.report import Reporter
-from tests.conftest import RUNNER, run_runner, write_script
+from tests.conftest import RUNNER, read_fifo, readline, run_runner, write_script
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -101,9 +101,16 @@ class Hold:
             stderr=subprocess.PIPE,
             text=True,
         )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # the event: the script runs, its lease is held
-        assert line == "ready\n", self.proc.stderr.read() if self.proc.stderr else ""
+        try:
+            line = readline(self.proc.stdout)  # the event: the script runs, its lease is held
+        except BaseException:
+            self.proc.kill()
+            self.proc.communicate(timeout=60)
+            raise
+        if line != "ready\n":
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=60)
+            raise AssertionError(f"the held script did not start: {err}")
 
     def release(self) -> tuple[int, str]:
         out, _ = self.proc.communicate("", timeout=60)
@@ -186,7 +193,7 @@ def test_prune_and_clean_under_load(tmp_path: Path, cache_dir: Path) -> None:
         age(env, 40)  # unused for 40 days (the held one only looks unused)
 
     stop = threading.Event()
-    started = threading.Barrier(5)
+    started = threading.Barrier(5, timeout=240)
     failures: list[str] = []
     runs = [0] * 4
 
@@ -299,13 +306,13 @@ def test_prune_keeps_recent_and_respects_older_than(tmp_path: Path) -> None:
 
 def test_killed_build_leftovers_removed_after_grace_only(tmp_path: Path, cache_dir: Path) -> None:
     s = ok_script(tmp_path)
-    run_runner("cache", "dir")
+    assert run_runner("cache", "dir").stdout == f"{cache_dir}\n"
     fifo = tmp_path / "hang"
     os.mkfifo(fifo)
     env = dict(os.environ, RUNNER_TEST_HANG_AT="created", RUNNER_TEST_HANG_FILE=str(fifo))
     proc = subprocess.Popen([RUNNER, "run", str(s)], env=env, stderr=subprocess.DEVNULL)
     try:
-        pid = int(fifo.read_text())  # blocks until the build is inside its private directory
+        pid = int(read_fifo(fifo))  # the build is inside its private directory
         (leftover,) = [cache_dir / "store" / n for n in store_keys(cache_dir)]
         # Even with no grace period, a build holding its lock is never touched.
         data = cache_json("prune", "--grace", "0s")

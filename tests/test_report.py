@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import io
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 
 from runner.installers import PipProgress, UvProgress
 from runner.report import Reporter
-from tests.conftest import RUNNER, run_runner, store_dirs, write_script
+from tests.conftest import RUNNER, read_all, run_runner, store_dirs, write_script
 from tests.wheels import serve_index
 
 
@@ -206,7 +207,12 @@ def run_on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str, str
     )
     os.close(slave)
     received = bytearray()
+    deadline = time.monotonic() + 120
     while True:
+        ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            child.kill()
+            raise AssertionError(f"no end of output on the terminal within 120 s: {received!r}")
         try:
             chunk = os.read(master, 65536)
         except OSError:  # EIO: every holder of the terminal has closed it
@@ -215,8 +221,8 @@ def run_on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str, str
             break
         received += chunk
     os.close(master)
+    stdout = read_all(child.stdout)
     assert child.stdout is not None
-    stdout = child.stdout.read().decode()
     child.stdout.close()
     return child.wait(timeout=120), stdout, received.decode().replace("\r\n", "\n")
 

@@ -44,6 +44,7 @@ def test_script_sees_what_plain_python_would(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=True,
+        timeout=60,
     )
     expected = json.loads(plain.stdout)
     assert seen["argv"] == expected["argv"] == args  # the path as given, arguments untouched
@@ -54,7 +55,8 @@ def test_script_sees_what_plain_python_would(tmp_path: Path) -> None:
     assert seen["virtual_env"] == env_dir
     assert seen["path0"] == str(Path(env_dir) / "bin")
     assert Path(env_dir).parent == tmp_path / "cache" / "store"
-    del script
+    # The file that ran is the script itself, reached through the relative path as given.
+    assert (workdir / seen["file"]).resolve() == script.resolve()
 
 
 @pytest.mark.parametrize("code", [0, 1, 3, 255])
