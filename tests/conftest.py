@@ -182,6 +182,25 @@ def read_fifo(path: Path, timeout: float = 120) -> str:
         raise
 
 
+def write_fifo(path: Path, data: str, timeout: float = 120) -> None:
+    """Write `data` into the FIFO at `path` once a reader opens it, within `timeout`.
+
+    On timeout the FIFO is opened for reading once, so the blocked writer gets through.
+    """
+
+    def write() -> str:
+        with open(path, "w") as f:
+            f.write(data)
+        return ""
+
+    try:
+        _within(write, timeout, f"writing to {path.name}")
+    except AssertionError:
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        raise
+
+
 def store_dirs(cache: Path) -> list[Path]:
     store = cache / "store"
     return sorted(p for p in store.iterdir()) if store.exists() else []

@@ -380,7 +380,7 @@ def test_install_folders_are_discovered(
     for root, minor in layouts.values():
         assert str(root) in found.scanned
         assert str(root / f"{minor}.0" / "bin") in found.scanned
-    chosen = select(">=3.11,<3.13", None, tmp_path / "cache")
+    chosen = select(">=3.12,<3.13", None, tmp_path / "cache")
     assert chosen.interpreter.path == str(layouts["pyenv"][0] / "3.12.0" / "bin" / "python3.12")
     assert str(layouts["pyenv"][0]) in chosen.stat_checks
 

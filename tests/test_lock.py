@@ -11,7 +11,7 @@ import pytest
 from packaging.pylock import Pylock
 
 from tests import warmpath
-from tests.conftest import RUNNER, readline, run_runner, write_script
+from tests.conftest import RUNNER, readline, run_runner, write_fifo, write_script
 from tests.wheels import make_wheel, serve_index
 
 pytestmark = pytest.mark.timeout(180)
@@ -153,14 +153,10 @@ def test_refresh_publishes_atomically_while_the_old_env_runs(
             assert refreshed.returncode == 0, refreshed.stderr
             assert refreshed.stdout == "first 2.0\n"
         finally:
-            # Non-blocking: if the script never reached its read, this must not hang.
             try:
-                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:  # no reader: it never got there
+                write_fifo(fifo, "go", timeout=60)
+            except AssertionError:  # it never reached its read: the checks below fail
                 held.kill()
-            else:
-                os.write(fd, b"go")
-                os.close(fd)
             out, err = held.communicate(timeout=60)
         assert held.returncode == 0, err
         assert out == "after 1.0 True\n"

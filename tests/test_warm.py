@@ -10,7 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import RUNNER, published, readline, run_runner, store_dirs, write_script
+from tests.conftest import (
+    RUNNER,
+    published,
+    readline,
+    run_runner,
+    store_dirs,
+    write_fifo,
+    write_script,
+)
 
 BANNED = (
     "typer",
@@ -182,9 +190,7 @@ def test_running_script_holds_a_shared_lease(tmp_path: Path, cache_dir: Path) ->
         except BlockingIOError:
             held = True
         assert held, "the running script must hold its lease"
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # the script waits in its read
-        os.write(fd, b"go")
-        os.close(fd)
+        write_fifo(fifo, "go")  # the script goes on and ends
         proc.communicate(timeout=60)
         fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released with the script
     finally:
