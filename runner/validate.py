@@ -45,6 +45,13 @@ _INDEX_SCHEMES = ("http", "https", "file")
 # Direct references pip and uv understand: plain URLs and VCS URLs (`git+https://...`).
 _VCS = ("git", "hg", "svn", "bzr")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The scheme, read without urlsplit (which raises on some malformed hosts).
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def _scheme(url: str) -> str:
+    match = _SCHEME.match(url)
+    return match.group(1).lower() if match else ""
 
 
 def _shown(value: str) -> str:
@@ -73,7 +80,7 @@ def requirement(value: str, option: str = "--with") -> str:
             "'pkg @ https://host/pkg-1.0-py3-none-any.whl'.",
         ) from None
     if req.url is not None:
-        scheme = urlsplit(req.url).scheme.lower() if "://" in req.url else ""
+        scheme = _scheme(req.url)
         base = scheme.split("+", 1)[0] if "+" in scheme else scheme
         if not scheme or (base not in _INDEX_SCHEMES and base not in _VCS):
             raise UsageError(
@@ -105,7 +112,7 @@ def _url_parts(url: str, option: str, shown_as: str) -> None:
 def index_url(value: str, option: str = "--index-url") -> str:
     """An http(s) or file URL of a package index."""
     _plain(value, option)
-    scheme = urlsplit(value).scheme.lower() if "://" in value else ""
+    scheme = _scheme(value)
     if scheme not in _INDEX_SCHEMES or " " in value:
         raise UsageError(
             f"{option} {_shown(value)}: not an http, https or file URL",
