@@ -145,7 +145,12 @@ def toml_string(value: str) -> str:
     if "'" not in value and value.isprintable():
         return f"'{value}'"
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped) + '"'
+    return '"' + "".join(c if c.isprintable() else _toml_escape(c) for c in escaped) + '"'
+
+
+def _toml_escape(c: str) -> str:
+    # TOML's \u takes exactly four hex digits; characters beyond U+FFFF need \U and eight.
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
 
 
 def _array_one_line(items: list[str]) -> str:

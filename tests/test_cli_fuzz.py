@@ -153,6 +153,7 @@ def test_random_option_values_give_documented_exits_without_tracebacks(
     requirements=st.lists(values, min_size=1, max_size=3),
     command=st.sampled_from(["add", "remove", "init"]),
 )
+@example(requirements=["0@\U00012544"], command="init")  # TOML's \U escape, not \u
 def test_random_requirements_for_the_authoring_commands(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

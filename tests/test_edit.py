@@ -305,3 +305,10 @@ def test_a_block_followed_by_comments_is_the_one_edited() -> None:
     assert out == data.replace(b'["alpha"]', b'["alpha", "beta"]')
     assert edit.remove_requirements(out, ["beta"], "t.py") == data
     assert edit.remove_requirements(data, ["alpha"], "t.py") == data.replace(b'["alpha"]', b"[]")
+
+
+def test_characters_beyond_the_basic_plane_are_escaped_as_toml_requires() -> None:
+    import tomllib
+
+    for value in ["0 @ \U00012544", "a\x01\U0001f600\u2028b"]:
+        assert tomllib.loads("v = " + edit.toml_string(value))["v"] == value
