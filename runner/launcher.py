@@ -201,7 +201,10 @@ def queue_for_script(root: str, digest: str, script: str, *, quiet: bool = False
     path = os.path.join(locks, f"alias-{digest}.lock")
     try:
         if trust.subdir_problem(root, "locks", allow_shared=True) is not None:
-            os.mkdir(locks, 0o755)  # a first run on a new cache
+            try:
+                os.mkdir(locks, 0o755)  # a first run on a new cache
+            except FileExistsError:
+                pass  # another copy of the burst made it first
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:
         return None
