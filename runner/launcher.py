@@ -201,10 +201,11 @@ def queue_for_script(root: str, digest: str, script: str, *, quiet: bool = False
     path = os.path.join(locks, f"alias-{digest}.lock")
     try:
         if trust.subdir_problem(root, "locks", allow_shared=True) is not None:
-            try:
-                os.mkdir(locks, 0o755)  # a first run on a new cache
+            # A first run on a new cache; another copy of a burst may make it first.
+            try:  # noqa: SIM105  # contextlib would cost the warm path an import
+                os.mkdir(locks, 0o755)
             except FileExistsError:
-                pass  # another copy of the burst made it first
+                pass
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:
         return None
