@@ -146,7 +146,7 @@ def candidates(env_dir: Path, *, bytecode_only: bool = False) -> Iterator[Path]:
 class ShareResult:
     """What one `share` call did."""
 
-    files: int  # files looked at (regular, not empty)
+    files: int  # regular files looked at
     linked: int  # replaced by a link to content already stored
     added: int  # added to the store
     private: int  # left as the environment's own copy (links impossible, or copy mode)
@@ -207,8 +207,10 @@ def _share_one(path: Path, root: Path) -> tuple[str, int]:
         st = os.lstat(path)
     except FileNotFoundError:
         return "skip", 0
-    if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
-        return "skip", 0  # empty files cost no data: sharing them only piles up links
+    if not stat.S_ISREG(st.st_mode):
+        return "skip", 0
+    # Empty files too: they hold no data, but a shared `__init__.py` gives every environment
+    # the same mtime for it, hence the same bytecode. (Too many links to one: EMLINK below.)
     digest = hash_file(path)
     target = stored_path(root, digest, bool(st.st_mode & _EXECUTABLE))
     for _attempt in range(4):

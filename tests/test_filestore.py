@@ -70,15 +70,15 @@ def test_identical_files_become_one_read_only_stored_file(tmp_path: Path) -> Non
     b = fake_env(tmp_path, "b", {**common, "b_only.py": b"B\n"})
     first = filestore.share(a, tmp_path)
     second = filestore.share(b, tmp_path)
-    assert (first.linked, first.added) == (0, 3)  # the empty RECORD and empty.py: skipped
-    assert (second.linked, second.added) == (2, 1)  # b_only.py is new
+    # Empty files are shared as well (one stored empty file for empty.py and the RECORDs).
+    assert (first.linked, first.added) == (1, 4)
+    assert (second.linked, second.added) == (4, 1)  # b_only.py is new
     for rel in ("pkg/__init__.py", "pkg/big.py"):
         fa, fb = a / SITE / rel, b / SITE / rel
         assert ino(fa) == ino(fb) == ino(stored_for(tmp_path, fa))
         assert fb.read_bytes() == common[rel]
         assert stat.S_IMODE(os.stat(fa).st_mode) == 0o444
-    # Empty files are left alone (sharing them saves nothing but piles up links).
-    assert os.stat(a / SITE / "empty.py").st_nlink == 1
+    assert ino(a / SITE / "empty.py") == ino(b / SITE / "pkg-1.0.dist-info" / "RECORD")
     assert (a / SITE / "a_only.py").read_bytes() == b"A\n"
     all_stored_files_match_their_names(tmp_path)
 
