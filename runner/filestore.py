@@ -53,8 +53,7 @@ _EXECUTABLE = 0o111
 _CANNOT_LINK = {errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS}
 if hasattr(errno, "ENOTSUP"):
     _CANNOT_LINK.add(errno.ENOTSUP)
-# errno values that concern one file only (too many links to it, a read-only directory).
-_SKIP_FILE = {errno.EMLINK, errno.EACCES}
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 _link = os.link  # tests replace it to simulate filesystems without hard links
 
@@ -205,40 +204,40 @@ def _share_one(path: Path, root: Path) -> tuple[str, int]:
     """Share one file: ("linked" | "added" | "private" | "skip", bytes)."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
-        return "skip", 0
-    if not stat.S_ISREG(st.st_mode):
-        return "skip", 0
-    # Empty files too: they hold no data, but a shared `__init__.py` gives every environment
-    # the same mtime for it, hence the same bytecode. (Too many links to one: EMLINK below.)
-    digest = hash_file(path)
-    target = stored_path(root, digest, bool(st.st_mode & _EXECUTABLE))
-    for _attempt in range(4):
-        try:
-            tst = os.stat(target)
-        except FileNotFoundError:
-            tst = None
-        try:
-            if tst is None:
-                _add(path, st, target)
-                return "added", 0
-            if (tst.st_dev, tst.st_ino) == (st.st_dev, st.st_ino):
-                return "skip", 0  # already the stored file
-            if tst.st_size != st.st_size:
-                return "private", 0  # a damaged stored file: `cache verify` reports it
-            _replace_with_link(target, path)
-            return "linked", st.st_size
-        except FileExistsError:
-            continue  # another build stored it first: link to theirs
-        except FileNotFoundError:
-            continue  # pruned in between: add it again
-        except OSError as exc:
-            if exc.errno in _CANNOT_LINK:
-                raise _CannotLink(f"{exc.strerror} ({path} -> {target})") from None
-            if exc.errno in _SKIP_FILE:
-                return "private", 0
-            raise
-    return "private", 0
+        if not stat.S_ISREG(st.st_mode):
+            return "skip", 0
+        # Empty files too: they hold no data, but a shared `__init__.py` gives every
+        # environment the same mtime for it, hence the same bytecode.
+        digest = hash_file(path)
+        target = stored_path(root, digest, bool(st.st_mode & _EXECUTABLE))
+        for _attempt in range(4):
+            try:
+                tst = os.stat(target)
+            except FileNotFoundError:
+                tst = None
+            try:
+                if tst is None:
+                    _add(path, st, target)
+                    return "added", 0
+                if (tst.st_dev, tst.st_ino) == (st.st_dev, st.st_ino):
+                    return "skip", 0  # already the stored file
+                if tst.st_size != st.st_size:
+                    return "private", 0  # a damaged stored file: `cache verify` reports it
+                _replace_with_link(target, path)
+                return "linked", st.st_size
+            except FileExistsError:
+                continue  # another build stored it first: link to theirs
+            except FileNotFoundError:
+                continue  # collected in between: add it again
+        return "private", 0
+    except OSError as exc:
+        if exc.errno in _CANNOT_LINK:
+            raise _CannotLink(f"{exc.strerror} ({path})") from None
+        if exc.errno in _NO_SPACE:
+            raise  # the build fails as it would have anyway, saying the disk is full
+        # This file only (too many links to one inode, a read-only directory, an unreadable
+        # file): it stays the environment's own copy.
+        return "private", 0
 
 
 def share(env_dir: Path, cache_root: Path, *, bytecode_only: bool = False) -> ShareResult:

@@ -105,7 +105,7 @@ def test_a_file_an_installer_linked_from_its_cache_is_copied_and_its_mode_kept(
     env = fake_env(tmp_path, "a", {})
     os.link(installer_cache, env / SITE / "mod.py")  # what uv's hard-link mode does
     result = filestore.share(env, tmp_path)
-    assert result.added == 1
+    assert result.added == 2  # mod.py and the (empty) RECORD
     assert stat.S_IMODE(os.stat(installer_cache).st_mode) == 0o644  # their file: untouched
     assert os.stat(installer_cache).st_nlink == 1  # and no longer linked from the env
     assert ino(env / SITE / "mod.py") == ino(stored_for(tmp_path, env / SITE / "mod.py"))
@@ -133,7 +133,7 @@ def test_only_site_packages_and_installed_scripts_are_shared(tmp_path: Path) -> 
 def test_bytecode_only_pass_takes_only_pyc_files(tmp_path: Path) -> None:
     env = fake_env(tmp_path, "a", {"m.py": b"m = 1\n", "__pycache__/m.cpython-311.pyc": b"pyc"})
     result = filestore.share(env, tmp_path, bytecode_only=True)
-    assert result.added == 1
+    assert (result.files, result.added) == (1, 1)
     assert os.stat(env / SITE / "m.py").st_nlink == 1
 
 
@@ -189,6 +189,31 @@ def test_a_file_with_too_many_links_stays_private_and_the_rest_is_shared(
     assert result.fallback is None
     assert os.stat(b / SITE / "x.py").st_nlink == 1
     assert ino(b / SITE / "y.py") == ino(a / SITE / "y.py")
+
+
+def test_an_unreadable_file_stays_private_and_a_full_disk_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_hash = filestore.hash_file
+
+    def hash_file(path: Path | str) -> str:
+        if str(path).endswith("secret.py"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_hash(path)
+
+    monkeypatch.setattr(filestore, "hash_file", hash_file)
+    env = fake_env(tmp_path, "a", {"secret.py": b"s\n", "open.py": b"o\n"})
+    result = filestore.share(env, tmp_path)
+    assert (result.private, result.fallback) == (1, None)
+    assert os.stat(env / SITE / "open.py").st_nlink == 2
+
+    def full(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(filestore, "_link", full)
+    with pytest.raises(OSError) as caught:
+        filestore.share(fake_env(tmp_path, "b", {"new.py": b"n\n"}), tmp_path)
+    assert caught.value.errno == errno.ENOSPC
 
 
 def test_link_mode_comes_from_runner_link_mode(monkeypatch: pytest.MonkeyPatch) -> None:
