@@ -216,12 +216,13 @@ def test_an_unreadable_file_stays_private_and_a_full_disk_fails_the_build(
     assert caught.value.errno == errno.ENOSPC
 
 
-def test_link_mode_comes_from_runner_link_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert filestore.link_mode() == "link"
-    monkeypatch.setenv("RUNNER_LINK_MODE", "copy")
-    assert filestore.link_mode() == "copy"
-    monkeypatch.setenv("RUNNER_LINK_MODE", "bogus")
-    assert filestore.link_mode() == "link"
+def test_link_mode_comes_from_runner_link_mode() -> None:
+    from runner.config import Config
+
+    assert Config.from_environ({}).link_mode == ("copy" if sys.platform == "win32" else "link")
+    assert Config.from_environ({"RUNNER_LINK_MODE": "copy"}).link_mode == "copy"
+    assert Config.from_environ({"RUNNER_LINK_MODE": " Link "}).link_mode == "link"
+    assert Config.from_environ({"RUNNER_LINK_MODE": "bogus"}).link_mode == "link"
 
 
 def test_stored_files_with_one_link_are_removed_and_linked_ones_kept(tmp_path: Path) -> None:
