@@ -3,6 +3,7 @@ manifest, flush to disk."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -174,6 +175,17 @@ def make_durable(env_dir: Path, reporter: Reporter, config: Config) -> None:
 def _share(env_dir: Path, cache: Cache, reporter: Reporter, *, bytecode_only: bool) -> bool:
     """Share the environment's files through the store; False if links cannot be made."""
     started = time.monotonic()
+    from runner import trust
+
+    root = filestore.store_root(cache.root)
+    with contextlib.suppress(OSError):  # the trust check below says what is wrong
+        root.mkdir(mode=0o755, exist_ok=True)
+    problem = trust.subdir_problem(
+        str(cache.root), root.name, allow_shared=cache.config.allow_shared_cache
+    )
+    if problem is not None:  # the cache trust rule: never link to files someone else made
+        reporter.detail(f"not sharing files through the cache's file store: {problem}")
+        return False
     result = filestore.share(env_dir, cache.root, bytecode_only=bytecode_only)
     what = "bytecode" if bytecode_only else "files"
     reporter.detail(

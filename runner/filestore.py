@@ -41,7 +41,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-FILES_DIR = "files"  # under the cache root
+from runner import layout
+
 EXECUTABLE_SUFFIX = ".x"
 TEMP_PREFIX = ".tmp-"  # copies being added, inside files/<2 hex>/
 LINK_SUFFIX = ".runner-link"  # a link being swapped into an environment
@@ -59,7 +60,7 @@ _link = os.link  # tests replace it to simulate filesystems without hard links
 
 
 def store_root(cache_root: Path) -> Path:
-    return cache_root / FILES_DIR
+    return cache_root / layout.FILES_DIR
 
 
 def stored_path(root: Path, digest: str, executable: bool) -> Path:

@@ -478,3 +478,22 @@ def test_uv_cache_files_keep_their_mode(tmp_path: Path, wheels: Path) -> None:
     assert cached
     for path in cached:
         assert stat.S_IMODE(os.stat(path).st_mode) & 0o200, path  # still writable: not ours
+
+
+def test_a_file_store_someone_else_could_fill_is_not_used(tmp_path: Path, wheels: Path) -> None:
+    """The cache trust rule covers files/: a symlink or a directory others can write is
+    never linked from (its content could be anyone's)."""
+    cache = tmp_path / "cache"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_runner("cache", "dir")  # creates the cache root
+    cache.mkdir(exist_ok=True, mode=0o700)
+    (cache / "files").symlink_to(elsewhere)
+    a = write_script(tmp_path / "a.py", BODY, ["alpha"])
+    result = run_runner("run", "-v", str(a))
+    assert result.returncode == 0, result.stderr
+    assert "not sharing files through the cache's file store" in result.stderr
+    assert list(elsewhere.iterdir()) == []
+    env_a = env_of(cache, a)
+    (site,) = env_a.glob("lib/python*/site-packages")
+    assert os.stat(site / "alpha.py").st_nlink == 1
