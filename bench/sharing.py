@@ -17,6 +17,7 @@ whole cache). Builds run with RUNNER_NO_SYNC=1: the build's final os.sync() flus
 whole machine's dirty data and is noise here (and sharing only makes it cheaper).
 
     python bench/sharing.py [--variants 20] [--repeat 5] [--warm 15] [--wheelhouse DIR]
+                            [--installer pip|uv] [--skip sizes3,sizes,cold,warm]
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def write_script(directory: Path, deps: list[str], name: str) -> Path:
 
 
 class Bench:
-    def __init__(self, work: Path, wheelhouse: Path):
+    def __init__(self, work: Path, wheelhouse: Path, installer: str):
         self.work = work
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "RUNNER_"))}
         env.update(
@@ -106,6 +107,8 @@ class Bench:
             PIP_DISABLE_PIP_VERSION_CHECK="1",
             RUNNER_NO_AUTO_PRUNE="1",
             RUNNER_NO_SYNC="1",
+            RUNNER_INSTALLER=installer,
+            UV_CACHE_DIR=str(work / "uv-cache"),  # warm after the first build, like pip's
         )
         self.env = env
         self.cpu = 0.0
@@ -210,13 +213,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--warm", type=int, default=15)
     parser.add_argument("--wheelhouse", type=Path, default=DEFAULT_WHEELHOUSE)
+    parser.add_argument("--installer", default="pip", choices=("pip", "uv"))
     parser.add_argument("--skip", default="", help="comma-separated: sizes3,sizes,cold,warm")
     args = parser.parse_args()
     ensure_wheelhouse(args.wheelhouse)
     skip = set(args.skip.split(","))
     with tempfile.TemporaryDirectory(prefix="runner-bench-sharing-") as tmp:
-        bench = Bench(Path(tmp), args.wheelhouse)
-        print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        bench = Bench(Path(tmp), args.wheelhouse, args.installer)
+        load, cores = os.getloadavg()[0], os.cpu_count()
+        print(f"installer {args.installer}; load average at start {load:.1f} on {cores} cores")
         if "sizes3" not in skip:
             sizes(bench, 3)
         if "sizes" not in skip:
