@@ -339,7 +339,15 @@ def two_envs(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     return a, b, env_of(cache, a), env_of(cache, b)
 
 
-def test_environments_share_sources_and_bytecode(tmp_path: Path, wheels: Path) -> None:
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_environments_share_sources_and_bytecode(
+    tmp_path: Path, wheels: Path, monkeypatch: pytest.MonkeyPatch, installer: str
+) -> None:
+    from runner.installers import find_uv
+
+    if installer == "uv" and find_uv() is None:
+        pytest.skip("uv is not installed")
+    monkeypatch.setenv("RUNNER_INSTALLER", installer)
     a, _b, env_a, env_b = two_envs(tmp_path)
     (site_a,) = env_a.glob("lib/python*/site-packages")
     (site_b,) = env_b.glob("lib/python*/site-packages")
@@ -366,6 +374,7 @@ def test_link_mode_copy_turns_sharing_off(
     tmp_path: Path, wheels: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RUNNER_LINK_MODE", "copy")
+    monkeypatch.setenv("RUNNER_INSTALLER", "pip")  # uv would link its own cache's files
     _a, _b, env_a, _env_b = two_envs(tmp_path)
     assert not list(filestore.stored_files(tmp_path / "cache"))
     (site_a,) = env_a.glob("lib/python*/site-packages")
@@ -480,9 +489,12 @@ def test_uv_cache_files_keep_their_mode(tmp_path: Path, wheels: Path) -> None:
         assert stat.S_IMODE(os.stat(path).st_mode) & 0o200, path  # still writable: not ours
 
 
-def test_a_file_store_someone_else_could_fill_is_not_used(tmp_path: Path, wheels: Path) -> None:
+def test_a_file_store_someone_else_could_fill_is_not_used(
+    tmp_path: Path, wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The cache trust rule covers files/: a symlink or a directory others can write is
     never linked from (its content could be anyone's)."""
+    monkeypatch.setenv("RUNNER_INSTALLER", "pip")  # uv would link its own cache's files
     cache = tmp_path / "cache"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
