@@ -316,7 +316,7 @@ def check_cache(cache: Cache, *, removing: bool) -> bool:
             "(`runner cache dir` shows the root in use); if it is your runner cache and the "
             "tag was deleted, any `runner run` writes it again.",
         )
-    for name in (*SUBDIRS, "stdin", "urls"):
+    for name in (*SUBDIRS, "stdin", "urls", layout.FILES_DIR):
         path = cache.root / name
         mode = _lstat_mode(path)
         if mode is None or stat.S_ISDIR(mode):

@@ -509,3 +509,19 @@ def test_a_file_store_someone_else_could_fill_is_not_used(
     env_a = env_of(cache, a)
     (site,) = env_a.glob("lib/python*/site-packages")
     assert os.stat(site / "alpha.py").st_nlink == 1
+
+
+def test_cleanup_never_follows_a_symlinked_file_store(tmp_path: Path, wheels: Path) -> None:
+    """Like store/ and the other directories cleanup works in: a files/ that is a symlink
+    could take the removal of unlinked files anywhere, so nothing is removed."""
+    a = write_script(tmp_path / "a.py", BODY, ["alpha"])
+    assert run_runner("run", str(a)).returncode == 0
+    cache = tmp_path / "cache"
+    elsewhere = tmp_path / "elsewhere"
+    os.rename(cache / "files", elsewhere)
+    (cache / "files").symlink_to(elsewhere)
+    before = sorted(p.name for p in elsewhere.rglob("*"))
+    result = run_runner("cache", "clean")
+    assert result.returncode == 106, result.stderr
+    assert "files is a symbolic link" in result.stderr
+    assert sorted(p.name for p in elsewhere.rglob("*")) == before
