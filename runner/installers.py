@@ -593,7 +593,7 @@ class UvInstaller:
         return [*cmd, "-r", str(requirements_file), *pinned_args(request)]
 
     def install(self, request: InstallRequest, *, log_path: Path, reporter: Reporter) -> None:
-        progress = UvProgress(reporter, compile_bytecode=False)
+        progress = UvProgress(reporter)
         progress.start()
         handoff = self.handoff(request)
         _report_choice(reporter, self.name, self.why, handoff)
