@@ -3,6 +3,7 @@ manifest, flush to disk."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -15,7 +16,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from runner import __version__, bytecode, durable, layout
+from runner import __version__, bytecode, durable, filestore, layout
 from runner.cache import Cache
 from runner.config import Config
 from runner.errors import InstallError
@@ -128,7 +129,9 @@ def create(
     return created
 
 
-def compile_bytecode(created: Created, reporter: Reporter, *, same_interpreter: bool) -> None:
+def compile_bytecode(
+    created: Created, reporter: Reporter, *, same_interpreter: bool, env_dir: Path | None = None
+) -> None:
     """Compile the environment's site-packages in parallel (installers were told not to).
 
     One step of its own: it runs after the installed files are final and before the
@@ -141,6 +144,8 @@ def compile_bytecode(created: Created, reporter: Reporter, *, same_interpreter: 
         created.site_packages,
         same_interpreter=same_interpreter,
         stream=reporter.verbose,
+        # Environment-relative file names: byte-identical bytecode can be shared.
+        relative_to=str(env_dir) if env_dir is not None else None,
     )
     took = time.monotonic() - begun
     if not done.ok:
@@ -165,6 +170,35 @@ def make_durable(env_dir: Path, reporter: Reporter, config: Config) -> None:
     how = durable.flush(env_dir)
     fsync_dir(env_dir.parent)
     reporter.detail(f"flushed to disk ({how}) in {time.monotonic() - begun:.2f} s")
+
+
+def _share(env_dir: Path, cache: Cache, reporter: Reporter, *, bytecode_only: bool) -> bool:
+    """Share the environment's files through the store; False if links cannot be made."""
+    started = time.monotonic()
+    from runner import trust
+
+    root = filestore.store_root(cache.root)
+    with contextlib.suppress(OSError):  # the trust check below says what is wrong
+        root.mkdir(mode=0o755, exist_ok=True)
+    problem = trust.subdir_problem(
+        str(cache.root), root.name, allow_shared=cache.config.allow_shared_cache
+    )
+    if problem is not None:  # the cache trust rule: never link to files someone else made
+        reporter.detail(f"not sharing files through the cache's file store: {problem}")
+        return False
+    result = filestore.share(env_dir, cache.root, bytecode_only=bytecode_only)
+    what = "bytecode" if bytecode_only else "files"
+    reporter.detail(
+        f"shared {what}: {result.linked} linked to stored copies "
+        f"({result.bytes_linked / 1e6:.1f} MB), {result.added} added to the store, "
+        f"{result.private} kept private, in {time.monotonic() - started:.2f} s"
+    )
+    if result.fallback is not None:
+        reporter.detail(
+            f"cannot hard-link files into the cache's file store, so this environment keeps "
+            f"its own copies: {result.fallback}"
+        )
+    return result.fallback is None
 
 
 def checkpoint(name: str, config: Config) -> None:
@@ -222,11 +256,22 @@ def build(
             installer.install(request, log_path=cache.log_path(spec.key), reporter=reporter)
         checkpoint("installed", cache.config)
         installed = verify(spec, created.site_packages)
+        # File sharing (filestore): sources first, so each .pyc records the stored file's
+        # mtime and size and comes out byte-identical wherever the same source is compiled.
+        sharing = cache.config.link_mode == "link"
+        if sharing:
+            sharing = _share(env_dir, cache, reporter, bytecode_only=False)
+        checkpoint("shared", cache.config)
         if spec.requirements or pinned_file is not None:
             compile_bytecode(
-                created, reporter, same_interpreter=is_own_interpreter(spec.interpreter)
+                created,
+                reporter,
+                same_interpreter=is_own_interpreter(spec.interpreter),
+                env_dir=env_dir,
             )
         checkpoint("compiled", cache.config)
+        if sharing:
+            _share(env_dir, cache, reporter, bytecode_only=True)
         # The lease file exists before the manifest: an env with a manifest is leasable.
         (env_dir / layout.LEASE_NAME).touch()
         write_manifest(env_dir, spec, installed, installer.name, created.python)

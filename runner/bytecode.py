@@ -39,6 +39,9 @@ compile_one = functools.partial(
     quiet=1,
     invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP,
 )
+# The file name recorded in each .pyc (its second argument, ddir): relative to RELATIVE_TO
+# when given, so the bytes do not depend on the store directory (see compile_tree).
+ddirs = [os.path.relpath(os.path.dirname(f), RELATIVE_TO) if RELATIVE_TO else None for f in files]
 try:
     cores = len(os.sched_getaffinity(0))
 except (AttributeError, OSError):
@@ -51,12 +54,12 @@ if workers > 1:
 
         with ProcessPoolExecutor(workers) as pool:
             chunk = max(1, len(files) // (workers * 8))
-            results = list(pool.map(compile_one, files, chunksize=chunk))
+            results = list(pool.map(compile_one, files, ddirs, chunksize=chunk))
     except Exception:  # no working process pool here: compile in this process
         results = None
 if results is None:
     workers = 1
-    results = [compile_one(f) for f in files]
+    results = [compile_one(f, d) for f, d in zip(files, ddirs)]
 sys.stdout.flush()
 print("%s %d %d %d" % (MARK, len(files), len([r for r in results if not r]), workers))
 """
@@ -76,27 +79,40 @@ class Compiled:
     output: str
 
 
-def program() -> str:
+def program(relative_to: str | None = None) -> str:
     """The compile program, with its constants."""
-    return f"MARK = {_MARK!r}\nMIN_FILES_PER_WORKER = {MIN_FILES_PER_WORKER}\n" + _PROGRAM
+    return (
+        f"MARK = {_MARK!r}\nMIN_FILES_PER_WORKER = {MIN_FILES_PER_WORKER}\n"
+        f"RELATIVE_TO = {relative_to!r}\n" + _PROGRAM
+    )
 
 
 def compile_tree(
-    python: str, roots: tuple[str, ...], *, same_interpreter: bool = False, stream: bool = False
+    python: str,
+    roots: tuple[str, ...],
+    *,
+    same_interpreter: bool = False,
+    stream: bool = False,
+    relative_to: str | None = None,
 ) -> Compiled:
     """Compile every `.py` under `roots` with `python`; never raises for a file that fails.
 
     With `same_interpreter` (`python` is the interpreter running runner), a few files are
     compiled in this process: the same bytecode, without starting an interpreter.
+    With `relative_to` (the environment), each .pyc records its source's path relative to
+    it: the import system puts the real path back when it loads a .pyc beside its source,
+    and the same source compiled in two environments gives the same bytes (filestore).
     """
     if same_interpreter:
         found = python_files(roots)
         if len(found) < 2 * MIN_FILES_PER_WORKER:
-            return _compile_here(found)
+            return _compile_here(found, relative_to)
     env = proc.child_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     try:
-        outcome = proc.run([python, "-I", "-c", program(), *roots], env=env, stream=stream)
+        outcome = proc.run(
+            [python, "-I", "-c", program(relative_to), *roots], env=env, stream=stream
+        )
     except OSError as exc:
         return Compiled(files=0, failed=0, workers=0, ok=False, output=str(exc))
     for line in reversed(outcome.output.splitlines()):
@@ -117,7 +133,7 @@ def python_files(roots: tuple[str, ...]) -> list[str]:
     return files
 
 
-def _compile_here(files: list[str]) -> Compiled:
+def _compile_here(files: list[str], relative_to: str | None = None) -> Compiled:
     import compileall
     import contextlib
     import io
@@ -127,8 +143,9 @@ def _compile_here(files: list[str]) -> Compiled:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):  # compile errors are printed: keep them off stdout
         for path in files:
+            ddir = os.path.relpath(os.path.dirname(path), relative_to) if relative_to else None
             if not compileall.compile_file(
-                path, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP
+                path, ddir, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP
             ):
                 failed += 1
     return Compiled(len(files), failed, workers=1 if files else 0, ok=True, output=out.getvalue())

@@ -43,6 +43,17 @@ def _count(environ: "Mapping[str, str]", name: str, default: int) -> int:
     return int(value) if value.isdigit() else default
 
 
+def _link_mode(environ: "Mapping[str, str]") -> str:
+    """How environments get their files: `link` (hard links into the cache's file store) or
+    `copy` (each keeps its own). An unknown value means the default. The default on Windows
+    is `copy`: a read-only file there cannot be deleted or replaced without first changing
+    its attributes, which the cleanup code does not do yet."""
+    value = environ.get("RUNNER_LINK_MODE", "").strip().lower()
+    if value in ("link", "copy"):
+        return value
+    return "copy" if sys.platform == "win32" else "link"
+
+
 def default_cache_root(environ: "Mapping[str, str]") -> str:
     """The cache root: RUNNER_CACHE_DIR, else the platform's user cache directory."""
     explicit = environ.get("RUNNER_CACHE_DIR")
@@ -74,6 +85,7 @@ class Config:
         "hang_at",
         "hang_file",
         "installer",
+        "link_mode",
         "lock_lease",
         "lock_timeout",
         "max_depth",
@@ -110,6 +122,7 @@ class Config:
         url_ttl: float = URL_TTL,
         url_timeout: float = URL_TIMEOUT,
         bin_dir: str | None = None,
+        link_mode: str = "link",
     ) -> None:
         self.cache_root = cache_root  # RUNNER_CACHE_DIR, else the platform's cache folder
         self.python = python  # RUNNER_PYTHON
@@ -134,6 +147,7 @@ class Config:
         self.url_ttl = url_ttl  # RUNNER_URL_TTL: seconds a downloaded script stays fresh
         self.url_timeout = url_timeout  # RUNNER_URL_TIMEOUT: seconds per network step
         self.bin_dir = bin_dir  # RUNNER_BIN_DIR: where `runner install` puts launchers
+        self.link_mode = link_mode  # RUNNER_LINK_MODE: "link" (share files) or "copy"
 
     @classmethod
     def from_environ(cls, environ: "Mapping[str, str] | None" = None) -> "Config":
@@ -160,6 +174,7 @@ class Config:
             url_ttl=_seconds(env, "RUNNER_URL_TTL", URL_TTL, zero=True),
             url_timeout=_seconds(env, "RUNNER_URL_TIMEOUT", URL_TIMEOUT, zero=False),
             bin_dir=env.get("RUNNER_BIN_DIR") or None,
+            link_mode=_link_mode(env),
         )
 
     def __repr__(self) -> str:

@@ -10,6 +10,7 @@ locks/edit-<digest>.lock   serializes add/remove/init of one script file (its re
 scripts/<digest>        warm-path alias: selection digest -> store dir
 interpreters/           cached interpreter probes
 logs/                   installer output of builds
+files/<ab>/<62 hex>[.x] shared files, named by sha256 (read-only; `.x`: executable)
 """
 
 import os
@@ -24,6 +25,7 @@ CACHEDIR_TAG = (
     "# For information about cache directory tags see https://bford.info/cachedir/\n"
 )
 SUBDIRS = ("envs", "store", "locks", "scripts", "interpreters", "logs")
+FILES_DIR = "files"  # the file store (runner.filestore); made by the first build that shares
 # An environment key is 32 lowercase hex characters; a store directory adds a 12-character
 # random hex token: `store/<key>-<token>`.
 KEY_LENGTH = 32

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import alias as alias_format
-from runner import layout, records
+from runner import filestore, layout, records
 from runner.cache import Cache, cache_error, process_start_time
 from runner.errors import CacheError
 from runner.fsutil import (
@@ -108,6 +108,9 @@ class EnvInfo:
     last_used: float | None
     in_use: bool | None
     scripts: tuple[str, ...]
+    # Bytes only this environment holds (freed by removing it); `size` is its apparent size,
+    # files shared with other environments through the file store included.
+    own_size: int = 0
 
     @property
     def short_key(self) -> str:
@@ -119,7 +122,8 @@ class Removal:
     """Something prune/clean removed (or would remove, in a dry run)."""
 
     kind: str  # "environment", "unpublished", "trash", "alias", "pointer", "temp", "log",
-    # "stdin script", "stray" (a link or file under an environment's name in store/)
+    # "stdin script", "stray" (a link or file under an environment's name in store/),
+    # "stored files" (one entry for all the file store's freed files)
     path: str
     key: str | None
     size: int
@@ -312,7 +316,7 @@ def check_cache(cache: Cache, *, removing: bool) -> bool:
             "(`runner cache dir` shows the root in use); if it is your runner cache and the "
             "tag was deleted, any `runner run` writes it again.",
         )
-    for name in (*SUBDIRS, "stdin", "urls"):
+    for name in (*SUBDIRS, "stdin", "urls", layout.FILES_DIR):
         path = cache.root / name
         mode = _lstat_mode(path)
         if mode is None or stat.S_ISDIR(mode):
@@ -515,7 +519,9 @@ def _interpreter_text(manifest: dict[str, object] | None) -> str:
     return "?"
 
 
-def _info(scan: _Scan, env_dir: Path, *, sizes: bool = True) -> EnvInfo:
+def _info(
+    scan: _Scan, env_dir: Path, *, sizes: bool = True, stored: set[tuple[int, int]] | None = None
+) -> EnvInfo:
     manifest = Cache.read_manifest(env_dir)
     requirements = manifest.get("requirements") if manifest else None
     installed = manifest.get("installed") if manifest else None
@@ -528,6 +534,7 @@ def _info(scan: _Scan, env_dir: Path, *, sizes: bool = True) -> EnvInfo:
     scripts: list[str] = []
     for alias in sorted(scan.aliases_for(env_dir), key=lambda a: -a.mtime):
         scripts.extend(s for s in alias.scripts if s not in scripts)
+    usage = filestore.usage(env_dir, stored or set()) if sizes else filestore.Usage(0, 0)
     return EnvInfo(
         key=key_of(env_dir) or env_dir.name,
         path=str(env_dir),
@@ -538,18 +545,34 @@ def _info(scan: _Scan, env_dir: Path, *, sizes: bool = True) -> EnvInfo:
         else (),
         installed=pairs,
         interpreter=_interpreter_text(manifest),
-        size=dir_size(env_dir) if sizes else 0,
+        size=usage.apparent,
         created=float(created) if isinstance(created, (int, float)) else None,
         last_used=_last_used(env_dir, manifest),
         in_use=probe_in_use(env_dir),
         scripts=tuple(scripts),
+        own_size=usage.own,
+    )
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    disk: int  # environments and file store together, every file counted once
+    file_store: int
+
+
+def cache_usage(cache: Cache) -> CacheUsage:
+    """The real disk use of the environments and of the shared file store."""
+    root = filestore.store_root(cache.root)
+    return CacheUsage(
+        disk=filestore.disk_usage([cache.store, root]), file_store=filestore.disk_usage([root])
     )
 
 
 def list_environments(cache: Cache, *, sizes: bool = True) -> tuple[EnvInfo, ...]:
     """Every store directory, published first, then by last use (newest first)."""
     scan = _scan(cache)
-    infos = [_info(scan, d, sizes=sizes) for d in scan.store_dirs]
+    stored = filestore.stored_inodes(cache.root) if sizes else set()
+    infos = [_info(scan, d, sizes=sizes, stored=stored) for d in scan.store_dirs]
     # Processes that use an environment without holding its lease count as in use too.
     users = processes_using(
         [Path(i.path) for i in infos if i.in_use is False],
@@ -629,7 +652,7 @@ class _Sweep:
                 if env_dir in users:
                     self.keep(env_dir, "in use", detail=users[env_dir])
                     continue
-                size = dir_size(env_dir)
+                size = filestore.private_size(env_dir)  # shared files: see collect_stored_files
                 if self.dry_run:
                     self.removed.append(Removal(kind, str(env_dir), key, size, reason))
                     continue
@@ -815,6 +838,7 @@ def prune(
             days = (now - last) / 86400
             due.append((env_dir, "environment", f"unused for {days:.0f} days"))
     sweep.remove_envs(scan, due)
+    collect_stored_files(sweep, grace)
     return sweep.result()
 
 
@@ -871,6 +895,7 @@ def clean(
     if chosen:
         targets, missing = environments_for_scripts(cache, chosen, key_for)
         sweep.remove_envs(scan, [(d, "environment", "clean") for d in sorted(targets)])
+        collect_stored_files(sweep, grace)
         return sweep.result(), missing
     now = time.time()
     sweep.report_foreign(scan)
@@ -878,6 +903,7 @@ def clean(
     due, orphans = sweep.orphans(scan, grace, now, everything=True)
     due += [(d, "environment", "clean") for d in scan.store_dirs if d not in orphans]
     sweep.remove_envs(scan, due)
+    collect_stored_files(sweep, grace)
     return sweep.result(), missing
 
 
@@ -1006,6 +1032,126 @@ def verify(cache: Cache, *, repair: bool = False) -> tuple[EnvCheck, ...]:
         if problems and repair:
             action = sweep.unpublish_only(scan, env_dir)
         checks.append(EnvCheck(key_of(env_dir) or "", str(env_dir), state, problems, action))
+    return tuple(checks)
+
+
+# --------------------------------------------------------------------------- file store
+
+
+def collect_stored_files(sweep: _Sweep, grace: float) -> None:
+    """Remove stored files no environment links any more, and killed builds' copies.
+
+    Runs after the environments were removed. A stored file is removed only when its link
+    count is 1 (the store's own name); `filestore.remove_if_unlinked` closes the race with
+    a build linking it at that moment. A dry run counts the files that only the
+    environments it would remove link.
+    """
+    cache_root = sweep.cache.root
+    now = time.time()
+    for tmp in filestore.temp_files(cache_root):
+        mtime = _mtime(tmp)
+        if mtime is not None and now - mtime > grace:
+            sweep.remove_file(tmp, "temp", "left by an interrupted build")
+    links_in_removed: dict[tuple[int, int], int] = {}
+    if sweep.dry_run:
+        for removal in sweep.removed:
+            if removal.kind in ("environment", "unpublished"):
+                for path in _regular_files(Path(removal.path)):
+                    with contextlib.suppress(OSError):
+                        st = os.lstat(path)
+                        ident = (st.st_dev, st.st_ino)
+                        links_in_removed[ident] = links_in_removed.get(ident, 0) + 1
+    count = freed = 0
+    for stored in filestore.stored_files(cache_root):
+        if sweep.out_of_time():
+            break
+        if sweep.dry_run:
+            others = (
+                stored.st.st_nlink
+                - 1
+                - links_in_removed.get((stored.st.st_dev, stored.st.st_ino), 0)
+            )
+            size: int | None = filestore.disk_bytes(stored.st) if others <= 0 else None
+        else:
+            size = filestore.remove_if_unlinked(stored.path)
+        if size is not None:
+            count += 1
+            freed += size
+    if count:
+        sweep.removed.append(
+            Removal(
+                "stored files",
+                str(filestore.store_root(cache_root)),
+                None,
+                freed,
+                f"{count} file{'s' if count != 1 else ''} no environment links any more",
+            )
+        )
+
+
+def _regular_files(directory: Path) -> Iterator[str]:
+    for dirpath, _dirnames, filenames in os.walk(directory):
+        for name in filenames:
+            yield os.path.join(dirpath, name)
+
+
+@dataclass(frozen=True)
+class StoredFileCheck:
+    """A damaged stored file and the environments that link it."""
+
+    path: str
+    problem: str
+    environments: tuple[str, ...]
+    action: str | None  # with repair: what was done
+
+
+def verify_stored_files(cache: Cache, *, repair: bool = False) -> tuple[StoredFileCheck, ...]:
+    """Check every stored file against its sha256 name (and that it is read-only).
+
+    With `repair`, a damaged file leaves the store (new builds store a good copy) and every
+    environment linking it is unpublished, and removed unless a script is using it, so the
+    next run rebuilds it; a writable stored file is made read-only again.
+    """
+    found: list[tuple[filestore.StoredFile, str]] = []
+    for stored in filestore.stored_files(cache.root):
+        named = filestore.digest_of_stored(stored.path)
+        assert named is not None  # stored_files yields named files only
+        try:
+            actual = filestore.hash_file(stored.path)
+        except OSError as exc:
+            found.append((stored, f"it cannot be read ({exc.strerror})"))
+            continue
+        if actual != named[0]:
+            found.append((stored, "its content does not match its sha256 name"))
+        elif stored.st.st_mode & 0o222:
+            found.append((stored, "it is writable (stored files must be read-only)"))
+    if not found:
+        return ()
+    scan = _scan(cache)
+    users: dict[tuple[int, int], list[str]] = {(f.st.st_dev, f.st.st_ino): [] for f, _ in found}
+    for env_dir in scan.store_dirs:
+        for path in _regular_files(env_dir):
+            with contextlib.suppress(OSError):
+                st = os.lstat(path)
+                ident = (st.st_dev, st.st_ino)
+                if ident in users and str(env_dir) not in users[ident]:
+                    users[ident].append(str(env_dir))
+    sweep = _Sweep(cache, dry_run=False, budget=None)
+    checks: list[StoredFileCheck] = []
+    for stored, problem in found:
+        envs = tuple(users[(stored.st.st_dev, stored.st.st_ino)])
+        action = None
+        if repair and problem.startswith("it is writable"):
+            os.chmod(stored.path, stat.S_IMODE(stored.st.st_mode) & ~0o222)
+            action = "made read-only"
+        elif repair:
+            filestore.discard(stored.path)
+            outcomes = [sweep.unpublish_only(scan, Path(env)) for env in envs]
+            parts = [f"{outcomes.count(o)} {o}" for o in dict.fromkeys(outcomes)]
+            action = "removed from the store" + (
+                f"; environments using it: {', '.join(parts)}" if parts else ""
+            )
+        checks.append(StoredFileCheck(str(stored.path), problem, envs, action))
     return tuple(checks)
 
 

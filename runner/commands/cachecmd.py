@@ -5,10 +5,15 @@ JSON schemas (stable; `"version"` changes if a field changes meaning or goes awa
 `runner cache list --json`::
 
     {"version": 1, "root": str,
+     "disk_usage": int  (bytes the environments and the file store really use together),
+     "file_store_size": int  (bytes in the file store, files shared between environments),
      "environments": [{"key": str, "short_key": str, "path": str,
                        "state": "published" | "aliased" | "unpublished" | "incomplete",
                        "requirements": [str], "installed": [{"name": str, "version": str}],
-                       "interpreter": str, "size": int (bytes),
+                       "interpreter": str,
+                       "size": int  (bytes: apparent size, shared files included),
+                       "own_size": int  (bytes only this environment holds: freed by
+                                         removing it),
                        "created": float | null, "last_used": float | null  (Unix seconds),
                        "in_use": bool | null  (null: the filesystem cannot tell),
                        "scripts": [str]  (scripts that used it, most recent first)}]}
@@ -17,7 +22,7 @@ JSON schemas (stable; `"version"` changes if a field changes meaning or goes awa
 
     {"version": 1, "dry_run": bool, "complete": bool, "bytes_freed": int,
      "removed": [{"kind": "environment" | "unpublished" | "trash" | "alias" | "pointer" | "temp"
-                          | "log" | "stdin script" | "stray",
+                          | "log" | "stdin script" | "stray" | "stored files",
                   "path": str, "key": str | null, "size": int, "reason": str}],
      "kept": [{"key": str  ("" for entries runner did not make), "path": str,
                "reason": "in use" | "build in progress" | "cannot lock" | "lease file missing"
@@ -30,7 +35,9 @@ JSON schemas (stable; `"version"` changes if a field changes meaning or goes awa
 
     {"version": 1, "repair": bool,
      "environments": [{"key": str, "path": str, "state": str, "ok": bool,
-                       "problems": [str], "action": str | null}]}
+                       "problems": [str], "action": str | null}],
+     "stored_files": [{"path": str, "problem": str, "environments": [str] (store dirs linking
+                       it), "action": str | null}]  (damaged files of the file store only)}
 """
 
 from __future__ import annotations
@@ -109,6 +116,7 @@ def list_(json_: JsonOpt = False) -> None:
 
     cache = _cache()
     infos = lifecycle.list_environments(cache)
+    usage = lifecycle.cache_usage(cache)
     if json_:
         envs = []
         for info in infos:
@@ -118,9 +126,17 @@ def list_(json_: JsonOpt = False) -> None:
             row["installed"] = [{"name": n, "version": v} for n, v in info.installed]
             row["scripts"] = list(info.scripts)
             envs.append(row)
-        _emit_json({"version": JSON_VERSION, "root": str(cache.root), "environments": envs})
+        _emit_json(
+            {
+                "version": JSON_VERSION,
+                "root": str(cache.root),
+                "disk_usage": usage.disk,
+                "file_store_size": usage.file_store,
+                "environments": envs,
+            }
+        )
         return
-    print(render_table(infos))
+    print(render_table(infos, usage))
 
 
 def _deps(info: Any) -> str:
@@ -132,7 +148,7 @@ def _deps(info: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def render_table(infos: Any) -> str:
+def render_table(infos: Any, usage: Any = None) -> str:
     from runner.lifecycle import format_age, format_size
 
     if not infos:
@@ -144,6 +160,7 @@ def render_table(infos: Any) -> str:
         "DEPENDENCIES",
         "PYTHON",
         "SIZE",
+        "OWN",
         "CREATED",
         "LAST USED",
         "IN USE",
@@ -162,6 +179,7 @@ def render_table(infos: Any) -> str:
                 _deps(info),
                 info.interpreter,
                 format_size(info.size),
+                format_size(info.own_size),
                 format_age(info.created, now),
                 format_age(info.last_used, now),
                 in_use,
@@ -173,7 +191,13 @@ def render_table(infos: Any) -> str:
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
     ]
     total = sum(i.size for i in infos)
-    lines.append(f"{len(infos)} environment{'s' if len(infos) != 1 else ''}, {format_size(total)}")
+    summary = f"{len(infos)} environment{'s' if len(infos) != 1 else ''}, {format_size(total)}"
+    if usage is not None:
+        summary += (
+            f" apparent; {format_size(usage.disk)} on disk"
+            f" ({format_size(usage.file_store)} in the shared file store)"
+        )
+    lines.append(summary)
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -282,7 +306,10 @@ def verify(
     """Check every environment's files against their RECORDs (exit 106 if any is damaged)."""
     from runner import lifecycle
 
-    checks = lifecycle.verify(_cache(), repair=repair)
+    cache = _cache()
+    # Stored files first: repairing one unpublishes the environments linking it.
+    stored = lifecycle.verify_stored_files(cache, repair=repair)
+    checks = lifecycle.verify(cache, repair=repair)
     bad = [c for c in checks if not c.ok]
     if json_:
         _emit_json(
@@ -292,9 +319,18 @@ def verify(
                 "environments": [
                     {**asdict(c), "problems": list(c.problems), "ok": c.ok} for c in checks
                 ],
+                "stored_files": [
+                    {**asdict(s), "environments": list(s.environments)} for s in stored
+                ],
             }
         )
     else:
+        for s in stored:
+            _err(f"runner: damaged stored file {s.path}: {s.problem}")
+            for env in s.environments:
+                _err(f"  used by {env}")
+            if s.action:
+                _err(f"  -> {s.action}")
         for c in bad:
             _err(f"runner: damaged environment {c.path}:")
             for problem in c.problems:
@@ -303,9 +339,19 @@ def verify(
                 _err(f"  -> {c.action}")
         _err(
             f"runner: checked {len(checks)} environment{'s' if len(checks) != 1 else ''}, "
-            f"{len(bad)} damaged"
+            f"{len(bad)} damaged; {len(stored)} damaged stored "
+            f"file{'s' if len(stored) != 1 else ''}"
         )
     unrepaired = [c for c in bad if c.action not in ("unpublished", "removed")]
+    if any(s.action is None for s in stored):
+        from runner.errors import CacheError
+
+        raise CacheError(
+            f"{len(stored)} damaged file{'s' if len(stored) != 1 else ''} in the cache's "
+            "file store",
+            hint="Run `runner cache verify --repair`: it takes them out of the store and "
+            "unpublishes the environments using them; the next run rebuilds those.",
+        )
     if unrepaired:
         from runner.errors import CacheError
 
