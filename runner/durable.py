@@ -15,6 +15,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from runner.fsutil import fsync_path
+
 _FSYNC_THREADS = 8
 
 
@@ -61,19 +63,4 @@ def fsync_tree(path: Path) -> None:
             except OSError:
                 continue
     with ThreadPoolExecutor(_FSYNC_THREADS) as pool:  # fsync releases the GIL
-        list(pool.map(_fsync_one, todo))
-
-
-def _fsync_one(path: str) -> None:
-    # Windows flushes only handles opened for writing, and cannot open directories.
-    flags = os.O_RDWR if sys.platform == "win32" else os.O_RDONLY
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        list(pool.map(fsync_path, todo))

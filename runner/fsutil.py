@@ -74,10 +74,13 @@ def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or new entry in `path` durable (a no-op where unsupported)."""
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's data, or a directory's entries (a rename, a new name), to disk; a
+    no-op where unsupported."""
+    # Windows flushes only handles opened for writing, and cannot open directories.
+    flags = os.O_RDWR if sys.platform == "win32" else os.O_RDONLY
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, flags)
     except OSError:
         return
     try:
@@ -86,6 +89,11 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or new entry in `path` durable (a no-op where unsupported)."""
+    fsync_path(path)
 
 
 def remove_tree(path: Path) -> None:
