@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -223,3 +224,29 @@ def _runner_installed() -> Iterator[None]:
             f"the runner console script is not installed at {RUNNER}; pip install -e '.[test]'"
         )
     yield
+
+
+@pytest.fixture
+def other_user() -> Iterator[tuple[str, int, int]]:
+    """A user created for this test (name, uid, gid), removed afterwards."""
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+        pytest.skip("creating a second user with useradd needs root")
+    if shutil.which("useradd") is None:
+        pytest.skip("useradd is not installed")
+    name = f"rt{secrets.token_hex(5)}"
+    made = subprocess.run(
+        ["useradd", "--no-create-home", "--user-group", "--shell", "/bin/sh", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"useradd failed: {made.stderr.strip()}")
+    import pwd
+
+    entry = pwd.getpwnam(name)
+    try:
+        yield name, entry.pw_uid, entry.pw_gid
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, timeout=60, check=False)

@@ -19,8 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -90,32 +88,6 @@ class Lines:
 
 
 # --------------------------------------------------------------------------- a second user
-
-
-@pytest.fixture
-def other_user() -> Iterator[tuple[str, int, int]]:
-    """A user created for this test (name, uid, gid), removed afterwards."""
-    if not IS_ROOT:
-        pytest.skip("creating a second user with useradd needs root")
-    if shutil.which("useradd") is None:
-        pytest.skip("useradd is not installed")
-    name = f"rt{uuid.uuid4().hex[:10]}"
-    made = subprocess.run(
-        ["useradd", "--no-create-home", "--user-group", "--shell", "/bin/sh", name],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"useradd failed: {made.stderr.strip()}")
-    import pwd
-
-    entry = pwd.getpwnam(name)
-    try:
-        yield name, entry.pw_uid, entry.pw_gid
-    finally:
-        subprocess.run(["userdel", name], capture_output=True, timeout=60, check=False)
 
 
 def _as_user(uid: int, gid: int, argv: list[str]) -> list[str]:

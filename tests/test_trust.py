@@ -8,46 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import stat
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests import warmpath
 from tests.conftest import run_runner, write_script
 
 KEY = "ab" * 16
 TOKEN = "cd" * 6
-
-
-@pytest.fixture(scope="module")
-def other_user() -> Iterator[tuple[int, int]]:
-    """(uid, gid) of a throwaway second user."""
-    if os.geteuid() != 0:
-        pytest.skip("creating a second user needs root")
-    if shutil.which("useradd") is None or shutil.which("userdel") is None:
-        pytest.skip("useradd/userdel are not installed")
-    name = f"rt{secrets.token_hex(4)}"
-    made = subprocess.run(
-        ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"useradd failed: {made.stderr.strip()}")
-    try:
-        import pwd
-
-        entry = pwd.getpwnam(name)
-        yield entry.pw_uid, entry.pw_gid
-    finally:
-        subprocess.run(["userdel", name], capture_output=True, timeout=60, check=False)
 
 
 def plant_environment(env_dir: Path, marker: Path) -> None:
@@ -138,7 +106,7 @@ def test_a_cache_writable_by_others_is_refused_and_its_alias_not_followed(
 
 
 def test_another_users_cache_never_runs_its_code(
-    tmp_path: Path, cache_dir: Path, other_user: tuple[int, int]
+    tmp_path: Path, cache_dir: Path, other_user: tuple[str, int, int]
 ) -> None:
     """The planted alias, lease, manifest and bin/python of another user: refused, not run,
     even on the warm path; with RUNNER_ALLOW_SHARED_CACHE the store boundary still holds."""
@@ -149,11 +117,12 @@ def test_another_users_cache_never_runs_its_code(
     env_dir = cache_dir / "store" / f"{KEY}-{TOKEN}"
     plant_environment(env_dir, marker)
     plant_alias(cache_dir, script, env_dir)
-    chown_tree(cache_dir, *other_user)
+    _, uid, gid = other_user
+    chown_tree(cache_dir, uid, gid)
     cache_dir.chmod(0o755)
     got = run_runner("run", str(script))
     assert got.returncode == 106, got.stderr
-    assert f"belongs to another user (uid {other_user[0]})" in got.stderr
+    assert f"belongs to another user (uid {uid})" in got.stderr
     assert not marker.exists()
     for command in (["cache", "list"], ["cache", "clean"]):
         refused = run_runner(*command)
@@ -162,12 +131,13 @@ def test_another_users_cache_never_runs_its_code(
 
 
 def test_a_parent_directory_another_user_controls_is_refused(
-    tmp_path: Path, other_user: tuple[int, int]
+    tmp_path: Path, other_user: tuple[str, int, int]
 ) -> None:
     """Whoever can rename the cache away can plant a new one: such a parent is refused."""
     parent = tmp_path / "shared-parent"
     parent.mkdir()
-    os.chown(parent, *other_user)
+    _, uid, gid = other_user
+    os.chown(parent, uid, gid)
     script = write_script(tmp_path / "s.py", "print('hi')\n", [])
     got = run_runner("run", str(script), env={"RUNNER_CACHE_DIR": str(parent / "cache")})
     assert got.returncode == 106, got.stderr
