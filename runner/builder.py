@@ -262,13 +262,15 @@ def build(
         if sharing:
             sharing = _share(env_dir, cache, reporter, bytecode_only=False)
         checkpoint("shared", cache.config)
-        if spec.requirements or pinned_file is not None:
-            compile_bytecode(
-                created,
-                reporter,
-                same_interpreter=is_own_interpreter(spec.interpreter),
-                env_dir=env_dir,
-            )
+        # Even without requirements: environment creators may leave modules in
+        # site-packages (uv venv's _virtualenv.py), and a first import that writes their
+        # bytecode would change the directory the warm alias records.
+        compile_bytecode(
+            created,
+            reporter,
+            same_interpreter=is_own_interpreter(spec.interpreter),
+            env_dir=env_dir,
+        )
         checkpoint("compiled", cache.config)
         if sharing:
             _share(env_dir, cache, reporter, bytecode_only=True)

@@ -103,10 +103,11 @@ def compile_tree(
     it: the import system puts the real path back when it loads a .pyc beside its source,
     and the same source compiled in two environments gives the same bytes (filestore).
     """
-    if same_interpreter:
-        found = python_files(roots)
-        if len(found) < 2 * MIN_FILES_PER_WORKER:
-            return _compile_here(found, relative_to)
+    found = python_files(roots)
+    if not found:  # nothing to compile: no interpreter to start
+        return Compiled(files=0, failed=0, workers=0, ok=True, output="")
+    if same_interpreter and len(found) < 2 * MIN_FILES_PER_WORKER:
+        return _compile_here(found, relative_to)
     env = proc.child_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     try:

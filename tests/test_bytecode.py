@@ -189,6 +189,12 @@ def test_the_compile_program_runs_on_every_supported_python(tmp_path: Path, mino
 
 def test_a_compile_step_that_cannot_run_does_not_fail_the_build(tmp_path: Path) -> None:
     stream = io.StringIO()
+    (tmp_path / "mod.py").write_text("x = 1\n")  # something to compile
     created = Created(python=str(tmp_path / "no-python"), site_packages=(str(tmp_path),))
     compile_bytecode(created, Reporter(stream=stream), same_interpreter=False)
     assert "warning: could not compile the environment's bytecode" in stream.getvalue()
+
+
+def test_nothing_to_compile_starts_no_interpreter(tmp_path: Path) -> None:
+    done = bytecode.compile_tree(str(tmp_path / "no-python"), (str(tmp_path),))
+    assert (done.ok, done.files) == (True, 0)
