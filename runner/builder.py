@@ -8,7 +8,6 @@ import errno
 import json
 import os
 import time
-from importlib.metadata import Distribution, distributions
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from runner.config import Config
 from runner.errors import InstallError
 from runner.fsutil import atomic_write_text, fsync_dir, remove_tree
 from runner.installers import Installer, InstallFailed, InstallRequest, Problem, UvInstaller
+from runner.records import Distribution, installed_distributions
 from runner.report import Reporter
 from runner.spec import EnvSpec
 from runner.venvs import Created, create_venv, is_own_interpreter
@@ -31,10 +31,8 @@ MANIFEST_FORMAT = 1
 
 def _installed(site_packages: tuple[str, ...]) -> dict[str, Distribution]:
     found: dict[str, Distribution] = {}
-    for dist in distributions(path=list(site_packages)):
-        name = dist.metadata["Name"]
-        if name:
-            found.setdefault(canonicalize_name(name), dist)
+    for dist in installed_distributions(site_packages):
+        found.setdefault(canonicalize_name(dist.name), dist)
     return found
 
 

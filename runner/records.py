@@ -1,4 +1,6 @@
-"""What an environment's installed distributions say they contain (their RECORD files)."""
+"""What an environment's installed distributions say: their RECORD files, and the few METADATA
+headers runner needs (read here rather than through importlib.metadata, whose import alone
+costs a cold run more than reading every header of an environment)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,64 @@ from pathlib import Path
 
 # The warm path re-checks at most this many directories of an environment.
 MAX_FINGERPRINT_DIRS = 200
+
+
+class Distribution:
+    """An installed distribution's name, version and Requires-Dist lines (its METADATA)."""
+
+    __slots__ = ("name", "requires", "version")
+
+    def __init__(self, name: str, version: str, requires: list[str]) -> None:
+        self.name = name
+        self.version = version
+        self.requires = requires
+
+
+def read_metadata(path: str) -> Distribution | None:
+    """Name, Version and Requires-Dist from a METADATA file (RFC 822 headers up to the first
+    blank line; a line starting with white space continues the previous header)."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read()
+    except OSError:
+        return None
+    headers: list[list[str]] = []
+    for line in text.split("\n"):
+        line = line.rstrip("\r")
+        if not line:
+            break
+        if line[0] in " \t" and headers:
+            headers[-1][1] += " " + line.strip()
+            continue
+        name, colon, value = line.partition(":")
+        if colon:
+            headers.append([name.strip().lower(), value.strip()])
+    fields: dict[str, str] = {}
+    requires: list[str] = []
+    for name, value in headers:
+        if name == "requires-dist":
+            requires.append(value)
+        else:
+            fields.setdefault(name, value)
+    if not fields.get("name"):
+        return None
+    return Distribution(fields["name"], fields.get("version", ""), requires)
+
+
+def installed_distributions(site_dirs: tuple[str, ...] | list[str]) -> list[Distribution]:
+    """Every `*.dist-info` distribution in the given site-packages directories, in order."""
+    found: list[Distribution] = []
+    for site in site_dirs:
+        try:
+            entries = sorted(os.listdir(site))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.endswith(".dist-info"):
+                dist = read_metadata(os.path.join(site, entry, "METADATA"))
+                if dist is not None:
+                    found.append(dist)
+    return found
 
 
 def site_packages(env_dir: Path) -> list[Path]:
