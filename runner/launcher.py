@@ -296,8 +296,11 @@ def failure_since(root: str, digest: str, before: tuple[int, int] | None) -> tup
 
 
 def _usage_error(message: str, hint: str) -> int:
-    sys.stderr.write(f"runner: error: {message}\nrunner: hint: {hint}\n")
-    return 2
+    from runner.errors import UsageError, format_error
+
+    error = UsageError(message, hint)
+    sys.stderr.write(format_error(error))
+    return error.exit_code
 
 
 def run(parsed: "ParsedRun", config: Config) -> int:
