@@ -189,7 +189,8 @@ def _share(env_dir: Path, cache: Cache, reporter: Reporter, *, bytecode_only: bo
     reporter.detail(
         f"shared {what}: {result.linked} linked to stored copies "
         f"({result.bytes_linked / 1e6:.1f} MB), {result.added} added to the store, "
-        f"{result.private} kept private, in {time.monotonic() - started:.2f} s"
+        f"{result.private} kept private, {result.already_shared} already linked from the "
+        f"installer's cache, in {time.monotonic() - started:.2f} s"
     )
     if result.fallback is not None:
         reporter.detail(

@@ -95,9 +95,11 @@ def test_executable_and_plain_copies_of_the_same_bytes_are_stored_apart(tmp_path
     assert stored_for(tmp_path, a / SITE / "tool.so").name.endswith(filestore.EXECUTABLE_SUFFIX)
 
 
-def test_a_file_an_installer_linked_from_its_cache_is_copied_and_its_mode_kept(
+def test_a_file_an_installer_linked_from_its_cache_is_left_linked_to_it(
     tmp_path: Path,
 ) -> None:
+    """uv links its cached files into environments: they are shared already (with every
+    environment uv linked them into), and not ours: neither copied nor made read-only."""
     installer_cache = tmp_path / "uv-cache" / "mod.py"
     installer_cache.parent.mkdir()
     installer_cache.write_bytes(b"print('cached')\n")
@@ -105,10 +107,10 @@ def test_a_file_an_installer_linked_from_its_cache_is_copied_and_its_mode_kept(
     env = fake_env(tmp_path, "a", {})
     os.link(installer_cache, env / SITE / "mod.py")  # what uv's hard-link mode does
     result = filestore.share(env, tmp_path)
-    assert result.added == 2  # mod.py and the (empty) RECORD
+    assert result.added == 1 and result.already_shared == 1  # the (empty) RECORD; mod.py
     assert stat.S_IMODE(os.stat(installer_cache).st_mode) == 0o644  # their file: untouched
-    assert os.stat(installer_cache).st_nlink == 1  # and no longer linked from the env
-    assert ino(env / SITE / "mod.py") == ino(stored_for(tmp_path, env / SITE / "mod.py"))
+    assert ino(env / SITE / "mod.py") == ino(installer_cache)  # still linked to it
+    assert os.stat(installer_cache).st_nlink == 2  # and not to the store
     assert (env / SITE / "mod.py").read_bytes() == b"print('cached')\n"
     assert not list(filestore.temp_files(tmp_path))
 
@@ -396,8 +398,9 @@ def test_cache_list_shows_apparent_and_own_size(tmp_path: Path, wheels: Path) ->
 
 
 def test_prune_and_clean_remove_stored_files_only_when_nothing_links_them(
-    tmp_path: Path, wheels: Path
+    tmp_path: Path, wheels: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("RUNNER_INSTALLER", "pip")  # uv's files stay linked to uv's cache
     a, b, env_a, env_b = two_envs(tmp_path)
     cache = tmp_path / "cache"
     (site_a,) = env_a.glob("lib/python*/site-packages")
