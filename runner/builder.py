@@ -251,6 +251,7 @@ def build(
                 pinned_file=pinned_file,
                 refresh=refresh,
                 seeded=seed,
+                scratch=env_dir,
             )
             installer.install(request, log_path=cache.log_path(spec.key), reporter=reporter)
         checkpoint("installed", cache.config)

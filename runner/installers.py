@@ -55,6 +55,9 @@ class InstallRequest:
     refresh: bool = False
     # The environment has its own pip (seeded because runner's pip cannot run under it).
     seeded: bool = False
+    # Where to put the installer's private files (the requirements file): the unpublished
+    # build directory, which prune removes if the build is killed. None: the temp dir.
+    scratch: Path | None = None
 
 
 class Installer(Protocol):
@@ -195,9 +198,13 @@ def pinned_args(request: InstallRequest) -> list[str]:
 
 
 @contextmanager
-def private_requirements(lines: Sequence[str]) -> Iterator[Path]:
-    """A requirements file only this user can read, removed when the installer is done."""
-    directory = tempfile.mkdtemp(prefix="runner-req-")  # mode 0700
+def private_requirements(lines: Sequence[str], within: Path | None = None) -> Iterator[Path]:
+    """A requirements file only this user can read, removed when the installer is done.
+
+    `within`: the directory to make it in (an unpublished build directory, so that a build
+    killed before it could remove the file leaves it where prune removes it, not in $TMPDIR).
+    """
+    directory = tempfile.mkdtemp(prefix=".runner-req-", dir=within)  # mode 0700
     path = Path(directory) / "requirements.txt"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -516,7 +523,8 @@ class PipInstaller:
         # other than runner's own would recompile all of pip from source on every build
         # (about a second). The environment is compiled afterwards either way.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        with private_requirements(requirement_lines(request, handoff)) as requirements:
+        lines = requirement_lines(request, handoff)
+        with private_requirements(lines, request.scratch) as requirements:
             outcome = proc.run(
                 self.command(request, requirements),
                 env=env,
@@ -597,7 +605,8 @@ class UvInstaller:
         progress.start()
         handoff = self.handoff(request)
         _report_choice(reporter, self.name, self.why, handoff)
-        with private_requirements(requirement_lines(request, handoff)) as requirements:
+        lines = requirement_lines(request, handoff)
+        with private_requirements(lines, request.scratch) as requirements:
             outcome = proc.run(
                 self.command(request, requirements),
                 env=proc.child_env(handoff.env),
