@@ -19,7 +19,8 @@ directory (pyenv/asdf `shims` directories are skipped: shims are not interpreter
 (`$PYENV_ROOT` or `~/.pyenv`), asdf, mise and uv installation folders, the usual system
 folders and, on Windows, the `py` launcher. Every candidate is probed at most once per
 change of its file: the probe result is cached in the runner cache keyed by path, size and
-mtime, so repeated cold runs do not start interpreters again.
+mtime, so repeated cold runs do not start interpreters again. runner's own interpreter is
+never started for this: the probe's function runs in-process.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -44,37 +46,43 @@ from runner.options import is_path_value
 # Runs under the *target* interpreter, which may be old: keep it Python 2.7/3.x compatible.
 # `-E -s -S` rather than `-I` (2.7 lacks it); the current directory is dropped from sys.path
 # before anything is imported so a stray json.py there cannot answer for the interpreter.
-_PROBE = r"""
-import sys
-sys.path = [p for p in sys.path if p]
-import json, os, platform, sysconfig
-impl = sys.implementation.name if hasattr(sys, "implementation") else "cpython"
-iv = sys.version_info
-markers = {
-    "implementation_name": impl,
-    "implementation_version": "%d.%d.%d" % (iv[0], iv[1], iv[2]),
-    "os_name": os.name,
-    "platform_machine": platform.machine(),
-    "platform_release": platform.release(),
-    "platform_system": platform.system(),
-    "platform_version": platform.version(),
-    "python_full_version": platform.python_version(),
-    "platform_python_implementation": platform.python_implementation(),
-    "python_version": ".".join(platform.python_version_tuple()[:2]),
-    "sys_platform": sys.platform,
-}
-sys.stdout.write("RUNNER-PROBE " + json.dumps({
-    "executable": sys.executable,
-    "real_path": os.path.realpath(sys.executable),
-    "implementation": impl,
-    "version": platform.python_version(),
-    "sys_version": sys.version,
-    "platform": sysconfig.get_platform(),
-    "soabi": sysconfig.get_config_var("SOABI") or "",
-    "pointer_size": 64 if sys.maxsize > 2**32 else 32,
-    "markers": markers,
-}) + "\n")
+# runner's own interpreter runs the same function in-process (`_own_info`): one source for
+# both answers, so they cannot drift apart.
+_PROBE_FUNCTION = r"""
+def _runner_probe():
+    import os, platform, sys, sysconfig
+    impl = sys.implementation.name if hasattr(sys, "implementation") else "cpython"
+    iv = sys.version_info
+    markers = {
+        "implementation_name": impl,
+        "implementation_version": "%d.%d.%d" % (iv[0], iv[1], iv[2]),
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
+    return {
+        "executable": sys.executable,
+        "real_path": os.path.realpath(sys.executable),
+        "implementation": impl,
+        "version": platform.python_version(),
+        "sys_version": sys.version,
+        "platform": sysconfig.get_platform(),
+        "soabi": sysconfig.get_config_var("SOABI") or "",
+        "pointer_size": 64 if sys.maxsize > 2**32 else 32,
+        "markers": markers,
+    }
 """
+_PROBE = (
+    "import sys\nsys.path = [p for p in sys.path if p]\nimport json\n"
+    + _PROBE_FUNCTION
+    + 'sys.stdout.write("RUNNER-PROBE " + json.dumps(_runner_probe()) + "\\n")\n'
+)
 _PROBE_MARK = "RUNNER-PROBE "
 
 PROBE_FORMAT = 2
@@ -192,6 +200,9 @@ def probe(path: str, cache_root: Path | None = None) -> Interpreter:
         real_st = os.stat(real)
     except OSError:
         real_st = st
+    if _is_running(real, real_st):
+        # The interpreter running runner: asking it costs no process (nor a cache file).
+        return _from_probe(path, _own_info(path, real))
     stamp = [PROBE_FORMAT, real, real_st.st_size, real_st.st_mtime_ns, st.st_mtime_ns]
     cache_file = _probe_cache_file(cache_root, path) if cache_root is not None else None
     if cache_file is not None:
@@ -231,6 +242,35 @@ def _store(cache_file: Path | None, data: dict[str, object]) -> None:
         atomic_write_text(cache_file, json.dumps(data))
     except OSError:
         pass  # read-only cache: probing again next time is only slower
+
+
+def _is_running(real: str, real_st: os.stat_result) -> bool:
+    """Whether `real` (a resolved path) is the interpreter binary running this process: the
+    real path of sys.executable or of its base and, where /proc tells, the very file (not
+    a newer one installed over it since this process started)."""
+    own = {os.path.realpath(sys.executable)}
+    base = getattr(sys, "_base_executable", None)
+    if base:
+        own.add(os.path.realpath(base))
+    if real not in own:
+        return False
+    try:
+        running = os.stat("/proc/self/exe")
+    except OSError:
+        return True  # no /proc: the path is all there is to compare
+    return (running.st_dev, running.st_ino) == (real_st.st_dev, real_st.st_ino)
+
+
+def _own_info(path: str, real: str) -> dict[str, object]:
+    """What the probe reports for the running interpreter, computed in this process by the
+    probe's own function; `executable` and `real_path` are those of `path`, as a probe
+    started as `path` reports them."""
+    namespace: dict[str, Any] = {}
+    exec(compile(_PROBE_FUNCTION, "<runner probe>", "exec"), namespace)
+    info: dict[str, object] = namespace["_runner_probe"]()
+    info["executable"] = path
+    info["real_path"] = real
+    return info
 
 
 def _run_probe(path: str) -> dict[str, object]:

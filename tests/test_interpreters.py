@@ -281,6 +281,49 @@ def test_failed_probe_is_cached_and_reported(tmp_path: Path) -> None:
     assert log.read_text().splitlines() == ["run"]
 
 
+def test_own_interpreter_is_known_in_process_exactly_as_the_probe_reports_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every name of the running interpreter: its base, the venv's python, a link to it.
+    alias = tmp_path / "python-link"
+    alias.symlink_to(interpreters.current_python())
+    names = [interpreters.current_python(), sys.executable, str(alias)]
+    started = {path: interpreters._run_probe(path) for path in names}  # a real process each
+    for path in names:
+        real = os.path.realpath(path)
+        assert interpreters._own_info(path, real) == started[path], path
+
+    # probe() then starts no process and writes no cache file for them.
+    def no_process(path: str) -> dict[str, object]:
+        raise AssertionError(f"{path} was started")
+
+    monkeypatch.setattr(interpreters, "_run_probe", no_process)
+    cache_root = tmp_path / "cache"
+    for path in names:
+        assert probe(path, cache_root) == interpreters._from_probe(path, started[path])
+    assert not (cache_root / "interpreters").exists()
+
+
+def test_another_interpreter_is_still_probed_in_a_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = next((p for p in map(pyenv_python, ("3.12", "3.13", "3.10")) if p is not None), None)
+    if other is None or os.path.realpath(other) == os.path.realpath(interpreters.current_python()):
+        pytest.skip("needs a second Python")
+    started: list[str] = []
+    real_run = interpreters._run_probe
+
+    def counting(path: str) -> dict[str, object]:
+        started.append(path)
+        return real_run(path)
+
+    monkeypatch.setattr(interpreters, "_run_probe", counting)
+    cache_root = tmp_path / "cache"
+    assert probe(other, cache_root).version == probe(other, cache_root).version
+    assert started == [other]  # probed once, then from the cache file
+    assert len(list((cache_root / "interpreters").iterdir())) == 1
+
+
 # --------------------------------------------------------------------------- per-interpreter envs
 
 
