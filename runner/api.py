@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -288,10 +289,37 @@ def ensure_environment(
         checkpoint("publish", cache.config)
         cache.publish(key, env_dir)
         reporter.info(f"environment ready in {reporter.elapsed():.1f} s")
-    from runner.lifecycle import start_auto_prune  # beside the script, never before it
-
-    start_auto_prune(cache)
+    start_auto_prune(cache)  # beside the script, never before it
     return env_dir
+
+
+def start_auto_prune(cache: Cache) -> bool:
+    """Start the daily automatic prune in a detached process, if it is due; whether it was.
+
+    Called on the cold path after a build: the script starts at once, the prune runs beside
+    it (`python -m runner.lifecycle ROOT`, which builds its settings from the same
+    environment). Never raises. Deciding costs one stat: `runner.lifecycle` is not imported.
+    """
+    if not cache.config.auto_prune:
+        return False
+    try:
+        last: float | None = os.stat(cache.root / layout.AUTO_PRUNE_STAMP).st_mtime
+    except OSError:
+        last = None
+    if last is not None and time.time() - last < layout.AUTO_PRUNE_INTERVAL:
+        return False
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "runner.lifecycle", str(cache.root)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError:
+        return False
+    return True
 
 
 def _build(

@@ -11,6 +11,7 @@ scripts/<digest>        warm-path alias: selection digest -> store dir
 interpreters/           cached interpreter probes
 logs/                   installer output of builds
 files/<ab>/<62 hex>[.x] shared files, named by sha256 (read-only; `.x`: executable)
+last-auto-prune         when the daily automatic prune last ran (its mtime)
 """
 
 import os
@@ -25,6 +26,8 @@ CACHEDIR_TAG = (
     "# For information about cache directory tags see https://bford.info/cachedir/\n"
 )
 SUBDIRS = ("envs", "store", "locks", "scripts", "interpreters", "logs")
+AUTO_PRUNE_STAMP = "last-auto-prune"
+AUTO_PRUNE_INTERVAL = 86400.0  # seconds between automatic prunes
 FILES_DIR = "files"  # the file store (runner.filestore); made by the first build that shares
 # An environment key is 32 lowercase hex characters; a store directory adds a 12-character
 # random hex token: `store/<key>-<token>`.

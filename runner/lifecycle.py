@@ -53,15 +53,13 @@ from runner.fsutil import (
     is_sharing_violation,
     remove_tree,
 )
-from runner.layout import CACHEDIR_TAG, SUBDIRS
+from runner.layout import AUTO_PRUNE_INTERVAL, AUTO_PRUNE_STAMP, CACHEDIR_TAG, SUBDIRS
 from runner.redact import redact_text
 from runner.report import Reporter
 
 DEFAULT_OLDER_THAN = 30 * 86400.0
 DEFAULT_GRACE = 3600.0
-AUTO_PRUNE_INTERVAL = 86400.0
 AUTO_PRUNE_BUDGET = 2.0
-AUTO_PRUNE_STAMP = "last-auto-prune"
 TRASH_PREFIX = ".trash-"
 
 # Names runner gives to what it puts in the cache (with `layout.store_key`, `layout.is_key`
@@ -910,39 +908,6 @@ def clean(
 # --------------------------------------------------------------------------- automatic
 
 
-def _auto_prune_due(cache: Cache) -> bool:
-    if not cache.config.auto_prune:
-        return False
-    last = _mtime(cache.root / AUTO_PRUNE_STAMP)
-    return last is None or time.time() - last >= AUTO_PRUNE_INTERVAL
-
-
-def start_auto_prune(cache: Cache) -> bool:
-    """Start the daily automatic prune in a detached process, if it is due; whether it was.
-
-    Called on the cold path after a build: the script starts at once, the prune runs beside
-    it (`python -m runner.lifecycle ROOT`, which builds its settings from the same
-    environment). Never raises.
-    """
-    if not _auto_prune_due(cache):
-        return False
-    import subprocess
-    import sys
-
-    try:
-        subprocess.Popen(
-            [sys.executable, "-m", "runner.lifecycle", str(cache.root)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError:
-        return False
-    return True
-
-
 def maybe_auto_prune(cache: Cache, reporter: Reporter) -> CleanupResult | None:
     """Prune unused environments at most once a day, within a small time budget.
 
@@ -1178,7 +1143,8 @@ def format_age(stamp: float | None, now: float | None = None) -> str:
 
 
 def _auto_prune_main(argv: list[str]) -> int:
-    """`python -m runner.lifecycle ROOT`: the detached daily prune `start_auto_prune` runs."""
+    """`python -m runner.lifecycle ROOT`: the detached daily prune `api.start_auto_prune`
+    starts."""
     from runner.config import Config
 
     maybe_auto_prune(Cache(argv[0], config=Config.from_environ()), Reporter(quiet=True))

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -506,6 +507,35 @@ def test_auto_prune_respects_its_budget(tmp_path: Path, monkeypatch: pytest.Monk
     result = lifecycle.prune(Cache(), budget=0.0)
     assert result.complete is False
     assert all(env.exists() for env in envs)
+
+
+def test_the_cold_path_starts_the_detached_prune_only_when_due(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner import api
+
+    started: list[list[str]] = []
+
+    class Popen:
+        def __init__(self, cmd: list[str], **kwargs: object) -> None:
+            assert kwargs["start_new_session"] is True  # detached: never waited for
+            started.append(cmd)
+
+    monkeypatch.setattr(api.subprocess, "Popen", Popen)
+    cache = Cache(cache_dir)
+    cache.ensure()
+    assert not api.start_auto_prune(cache)  # RUNNER_NO_AUTO_PRUNE=1
+    monkeypatch.delenv("RUNNER_NO_AUTO_PRUNE")
+    cache = Cache(cache_dir)
+    assert api.start_auto_prune(cache)  # never pruned: due
+    assert started == [[sys.executable, "-m", "runner.lifecycle", str(cache_dir)]]
+    stamp = cache_dir / lifecycle.AUTO_PRUNE_STAMP
+    stamp.write_text("")
+    assert not api.start_auto_prune(cache)  # pruned less than a day ago
+    old = time.time() - 2 * DAY
+    os.utime(stamp, (old, old))
+    assert api.start_auto_prune(cache)
+    assert len(started) == 2
 
 
 def test_prune_removes_old_logs_and_stdin_scripts_but_not_recent_ones(
