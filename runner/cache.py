@@ -10,7 +10,6 @@ import errno
 import json
 import os
 import secrets
-import socket
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -89,6 +88,18 @@ def process_start_time(pid: int | None = None) -> float | None:
 
 
 _IMPORTED_AT = time.time()
+
+
+def _hostname() -> str:
+    """This host's name, as waiters are told who holds a lock (`socket` only where there
+    is no uname: the module costs a cold run an import)."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
+
+
 # A waiter says again what it waits for this often (seconds).
 WAIT_REPORT_INTERVAL = 30.0
 
@@ -280,7 +291,7 @@ class Cache:
         try:
             with contextlib.suppress(OSError):
                 atomic_write_text(
-                    owner, f"pid {os.getpid()} on {socket.gethostname()}, building for {label}\n"
+                    owner, f"pid {os.getpid()} on {_hostname()}, building for {label}\n"
                 )
             yield
         finally:

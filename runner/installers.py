@@ -232,7 +232,8 @@ _NETWORK_MARKERS = (
     "tcp connect error",  # uv
     "dns error",  # uv
 )
-_NOT_FOUND = re.compile(
+# Patterns for failed runs only: compiled (and cached by `re`) when a run fails.
+_NOT_FOUND = (
     r"No matching distribution found for (?P<req>\S+)"
     # uv: "... was not found in the package registry / provided package locations / cache"
     r"|Because (?P<uvreq>\S+) was not found in the "
@@ -240,7 +241,7 @@ _NOT_FOUND = re.compile(
     r"|Because only \S+ (?:is|are) available and you require (?P<uvonly>[^\s,]+)"
     r"|(?P<unsolvable>No solution found when resolving dependencies)"
 )
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"
 
 
 # Lines that carry the diagnosis in pip's and uv's output.
@@ -263,7 +264,7 @@ _TAIL_OF_BLOCK = 8
 def important_lines(output: str) -> list[str]:
     """The lines of an installer's output worth showing: the errors and their causes, plus
     the last lines of any embedded build output (a compiler's error), never the whole wall."""
-    lines = [redact_text(_ANSI.sub("", line.rstrip())) for line in output.splitlines()]
+    lines = [redact_text(re.sub(_ANSI, "", line.rstrip())) for line in output.splitlines()]
     keep: list[str] = []
     block: list[str] | None = None
     for line in lines:
@@ -335,18 +336,18 @@ class InstallNetworkFailed(InstallFailed, NetworkError):
 _NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded", "[Errno 28]", "os error 28")
 _HASH_TEXT = ("THESE PACKAGES DO NOT MATCH THE HASHES", "Hash mismatch for")
 # pip: "    alpha==1.0 from http://...:" under its banner; uv: "Hash mismatch for `alpha==1.0`".
-_HASH_PACKAGE = re.compile(r"(?m)(?:^ {4}|[Hh]ash mismatch for `)([A-Za-z0-9._-]+==[^\s`:]+)")
+_HASH_PACKAGE = r"(?m)(?:^ {4}|[Hh]ash mismatch for `)([A-Za-z0-9._-]+==[^\s`:]+)"
 
 
 def diagnose(output: str) -> Diagnosis:
     """Read a failed installer run's output (pip's or uv's wording) into a Diagnosis."""
-    text = _ANSI.sub("", output)
+    text = re.sub(_ANSI, "", output)
     if any(marker in text for marker in _NO_SPACE_TEXT):
         return Diagnosis(Problem.NO_SPACE)
     if any(marker in text for marker in _HASH_TEXT):
-        found = _HASH_PACKAGE.findall(text)
+        found = re.findall(_HASH_PACKAGE, text)
         return Diagnosis(Problem.HASH_MISMATCH, tuple(dict.fromkeys(found)))
-    match = _NOT_FOUND.search(text)
+    match = re.search(_NOT_FOUND, text)
     network = any(marker in text for marker in _NETWORK_MARKERS)
     if network and (match or "Could not find a version" in text or "error" in text.lower()):
         return Diagnosis(Problem.NETWORK)

@@ -110,14 +110,15 @@ DISCOVERY_VARS = (
     "UV_PYTHON_INSTALL_DIR",
 )
 
+# Patterns for discovery and version choices: compiled (and cached by `re`) when used.
 if sys.platform == "win32":
-    _EXE_RE = re.compile(r"^python(3(\.\d+)?)?\.exe$", re.IGNORECASE)
+    _EXE_RE = r"(?i)^python(3(\.\d+)?)?\.exe$"
     SYSTEM_DIRS: tuple[str, ...] = ()
 else:
-    _EXE_RE = re.compile(r"^python3(\.\d+)?$")
+    _EXE_RE = r"^python3(\.\d+)?$"
     SYSTEM_DIRS = ("/usr/local/bin", "/usr/bin", "/opt/homebrew/bin", "/opt/local/bin")
 
-_VERSION_RE = re.compile(r"^(?:python|py|cpython)?-?(\d+(?:\.\d+){0,2})$", re.IGNORECASE)
+_VERSION_RE = r"(?i)^(?:python|py|cpython)?-?(\d+(?:\.\d+){0,2})$"
 
 
 @dataclass(frozen=True)
@@ -375,7 +376,7 @@ def _pythons_in(directory: str) -> list[str]:
         names = os.listdir(directory)
     except OSError:
         return []
-    found = [n for n in names if _EXE_RE.match(n)]
+    found = [n for n in names if re.match(_EXE_RE, n)]
 
     def order(name: str) -> tuple[int, ...]:
         digits = re.findall(r"\d+", name)
@@ -511,7 +512,7 @@ def _parse_requires(requires_python: str | None) -> SpecifierSet | None:
 
 def _explicit_spec(choice: str) -> SpecifierSet | None:
     """`3.12` / `python3.12` / `>=3.12` as a specifier; None if it is not one."""
-    match = _VERSION_RE.match(choice.strip())
+    match = re.match(_VERSION_RE, choice.strip())
     if match:
         version = match.group(1)
         parts = version.split(".")

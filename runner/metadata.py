@@ -74,7 +74,7 @@ def _position(data: bytes, offset: int) -> str:
     return f" (line {line}, byte offset {offset})"
 
 
-_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+_TOML_POSITION = r"\(at line (\d+), column (\d+)\)"  # compiled when a block is invalid
 
 
 def parse(text: str, path: str = "<script>") -> ScriptMetadata:
@@ -102,9 +102,9 @@ def parse(text: str, path: str = "<script>") -> ScriptMetadata:
         def to_file_position(match: re.Match[str]) -> str:
             return f"(at line {int(match.group(1)) + start + 1}, column {int(match.group(2)) + 2})"
 
-        shifted = _TOML_POSITION.sub(to_file_position, message)
+        shifted = re.sub(_TOML_POSITION, to_file_position, message)
         shifted = shifted.replace("(at end of document)", "(at the end of the block)")
-        line_match = _TOML_POSITION.search(shifted)
+        line_match = re.search(_TOML_POSITION, shifted)
         # Without a position the problem is at the end: name the last content line.
         line = f":{line_match.group(1)}" if line_match else f":{max(end, start + 1)}"
         raise MetadataError(

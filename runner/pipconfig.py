@@ -7,7 +7,6 @@ environment's key.
 
 from __future__ import annotations
 
-import configparser
 import os
 import sys
 from collections.abc import Mapping
@@ -104,6 +103,8 @@ def config_files(environ: Mapping[str, str], platform: str = sys.platform) -> li
 
 
 def _read_file(path: str) -> dict[str, dict[str, str]]:
+    import configparser  # only where a configuration file exists: not on every cold run
+
     parser = configparser.RawConfigParser()
     try:
         with open(path, encoding="utf-8", errors="replace") as f:

@@ -4,9 +4,6 @@ costs a cold run more than reading every header of an environment)."""
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
 import os
 from pathlib import Path
 
@@ -86,6 +83,9 @@ def site_packages(env_dir: Path) -> list[Path]:
 
 
 def _hash_file(path: Path, algorithm: str) -> str:
+    import base64
+    import hashlib
+
     digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -96,6 +96,8 @@ def _hash_file(path: Path, algorithm: str) -> str:
 def record_problems(site: Path, dist_info: Path, *, hashes: bool) -> list[str]:
     """Files of one distribution that are missing, of the wrong size or (with `hashes`)
     of the wrong content, according to its RECORD."""
+    import csv  # RECORD files are read by look-ups and `cache verify`, not by a build
+
     record = dist_info / "RECORD"
     try:
         with open(record, encoding="utf-8", newline="") as f:

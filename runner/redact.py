@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
+# Patterns, compiled (and cached by `re`) on first use: most text has no `@`, so a cold run
+# usually compiles none of them.
+_URL = r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+"
 # The user information of a URL that does not parse (a bad port, a broken IPv6 host): what
 # lies between `scheme://` and the *last* `@` of the authority, as urlsplit would cut it.
-_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+_USERINFO = r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@"
 # `user:password@host` outside a URL (a proxy setting, a mangled command line).
-_BARE = re.compile(r"(?<![\w/.:@%+-])[^\s/@:'\"<>()]+:[^\s/@'\"<>()]+@(?=[\w\[])")
+_BARE = r"(?<![\w/.:@%+-])[^\s/@:'\"<>()]+:[^\s/@'\"<>()]+@(?=[\w\[])"
 
 
 def redact_url(url: str, *, mask: str = "***@") -> str:
@@ -23,7 +25,7 @@ def redact_url(url: str, *, mask: str = "***@") -> str:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return _USERINFO.sub(lambda m: m.group("scheme") + mask, url, count=1)
+        return re.sub(_USERINFO, lambda m: m.group("scheme") + mask, url, count=1)
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
@@ -37,5 +39,7 @@ def redact_url(url: str, *, mask: str = "***@") -> str:
 def redact_text(text: str, *, mask: str = "***@") -> str:
     """Redact every URL in free text (installer output, command lines, lock files), and
     anything else that looks like `user:password@host`."""
-    text = _URL.sub(lambda m: redact_url(m.group(0), mask=mask), text)
-    return _BARE.sub(mask, text)
+    if "@" not in text:
+        return text  # credentials always end in `@`: nothing to redact (installer output)
+    text = re.sub(_URL, lambda m: redact_url(m.group(0), mask=mask), text)
+    return re.sub(_BARE, mask, text)
