@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +36,7 @@ from runner.interpreters import Selection, select
 from runner.metadata import ScriptMetadata, decode_source, parse
 from runner.report import Reporter
 from runner.spec import EnvSpec, make_spec
+from runner.values import dataclass, fields, replace
 
 if TYPE_CHECKING:
     from runner.options import ParsedRun

@@ -17,9 +17,9 @@ is skipped, as pip skips it: Python reports the error if that module is ever imp
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from runner import proc
+from runner.values import dataclass
 
 # Runs under the environment's interpreter (3.8 and newer): keep it compatible.
 # `-I` keeps the working directory and user site out of sys.path.

@@ -39,10 +39,10 @@ import stat
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from runner import layout
+from runner.values import dataclass
 
 EXECUTABLE_SUFFIX = ".x"
 TEMP_PREFIX = ".tmp-"  # copies being added, inside files/<2 hex>/

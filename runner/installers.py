@@ -28,7 +28,6 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -38,6 +37,7 @@ from runner.interpreters import Interpreter
 from runner.redact import redact_text
 from runner.report import Reporter
 from runner.spec import IndexSettings
+from runner.values import dataclass, field
 
 
 @dataclass(frozen=True)

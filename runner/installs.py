@@ -20,12 +20,13 @@ import secrets
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.errors import CacheError, ScriptError, UsageError
 from runner.fsutil import atomic_write_bytes, atomic_write_text, remove_tree
+from runner.values import replace  # RunOptions is a runner.values class
 
 if TYPE_CHECKING:
     from runner.api import RunOptions

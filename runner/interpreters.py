@@ -31,7 +31,6 @@ import re
 import shutil
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from runner.errors import InterpreterError
 from runner.fsutil import atomic_write_text
 from runner.hashing import sha256_hex
 from runner.options import is_path_value
+from runner.values import dataclass
 
 # Runs under the *target* interpreter, which may be old: keep it Python 2.7/3.x compatible.
 # `-E -s -S` rather than `-I` (2.7 lacks it); the current directory is dropped from sys.path

@@ -8,7 +8,6 @@ import os
 import tempfile
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from runner.metadata import ScriptMetadata
 from runner.redact import redact_text, redact_url
 from runner.report import Reporter
 from runner.spec import IndexSettings, canonical_json, normalize_requirements
+from runner.values import dataclass
 
 # Bump when the meaning of the requirements digest recorded in lock files changes.
 LOCK_DIGEST_FORMAT = 1

@@ -7,7 +7,6 @@ import re
 import tokenize
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -16,6 +15,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from runner.blocks import block_content, find_blocks, split_lines, unclosed_openers
 from runner.errors import MetadataError, ScriptError
 from runner.redact import redact_text
+from runner.values import dataclass, field, replace
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+from runner.values import dataclass
 
 # pip reads the [global] section, then the section of its command, then PIP_* variables; a
 # later source wins. runner only ever runs `pip install`.

@@ -7,10 +7,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from runner.redact import redact_text
+from runner.values import dataclass
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ import datetime as _dt
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from runner.errors import MetadataError
 from runner.metadata import ScriptMetadata
 from runner.spec import IndexSettings
+from runner.values import dataclass
 
 _SETTING_TYPES: dict[str, tuple[type, str]] = {
     "index-url": (str, 'index-url = "https://example.org/simple"'),

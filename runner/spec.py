@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.requirements import Requirement
@@ -14,6 +13,7 @@ from packaging.utils import canonicalize_name
 from runner.hashing import sha256_hex
 from runner.interpreters import Interpreter
 from runner.redact import redact_text, redact_url
+from runner.values import dataclass, field
 
 # Bump when the meaning of any key input changes; every existing environment then misses.
 KEY_FORMAT = 1

@@ -22,13 +22,13 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from runner import layout, proc
 from runner.errors import InterpreterError, RunnerError
 from runner.fsutil import remove_tree
 from runner.interpreters import Interpreter
+from runner.values import dataclass
 
 # A Python that has not created an empty environment by then is treated as broken.
 CREATE_TIMEOUT = 60.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from typer.testing import CliRunner
 from runner import api, cli, options
 from runner.api import RunOptions
 from runner.config import Config
+from runner.values import fields
 
 
 def test_run_options_fields_are_the_tables_environment_options() -> None:

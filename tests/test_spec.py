@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from runner import values
 from runner.api import RunOptions, load_script, prepare
 from runner.cache import Cache
 from runner.interpreters import Interpreter
@@ -132,13 +132,13 @@ def test_key_changes_with_interpreter_identity() -> None:
         ("soabi", "cpython-311d-x86_64-linux-gnu"),
         ("real_path", "/opt/python3.11/bin/python3.11"),
     ]:
-        other = dataclasses.replace(PY, **{field: value})  # type: ignore[arg-type]
+        other = values.replace(PY, **{field: value})  # type: ignore[arg-type]
         assert key(["rich"], interpreter=other) != base, field
 
 
 def test_key_ignores_the_path_used_to_reach_the_interpreter() -> None:
     # Two symlinks to one interpreter (same real path and identity) share environments.
-    assert key(["rich"], interpreter=dataclasses.replace(PY, path="/usr/local/bin/python3")) == key(
+    assert key(["rich"], interpreter=values.replace(PY, path="/usr/local/bin/python3")) == key(
         ["rich"]
     )
 
