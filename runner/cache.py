@@ -290,8 +290,10 @@ class Cache:
         self._locked_at[key] = time.time()
         try:
             with contextlib.suppress(OSError):
-                atomic_write_text(
-                    owner, f"pid {os.getpid()} on {_hostname()}, building for {label}\n"
+                atomic_write_text(  # a note for waiters: not worth a journal commit
+                    owner,
+                    f"pid {os.getpid()} on {_hostname()}, building for {label}\n",
+                    sync=False,
                 )
             yield
         finally:
@@ -424,7 +426,10 @@ class Cache:
         started = self._locked_at.get(key)
         if started is not None:
             with contextlib.suppress(OSError):
-                atomic_write_text(self.locks / f"{key}.built", f"{started!r}\t{env_dir}\n")
+                # Not synced: a lost or cut record only means a later --refresh builds anew.
+                atomic_write_text(
+                    self.locks / f"{key}.built", f"{started!r}\t{env_dir}\n", sync=False
+                )
 
     def refreshed_since(self, key: str, since: float) -> Path | None:
         """The published environment of `key` if a build that started after `since` made it
@@ -473,8 +478,10 @@ class Cache:
         )
         if text is None:
             return
+        # Not synced: after a power cut a lost alias means a cold run, and a cut one (no
+        # closing `end` line) is never trusted. Its environment was flushed before.
         with contextlib.suppress(OSError):  # a read-only cache still runs, only colder
-            atomic_write_text(self.scripts / digest, text)
+            atomic_write_text(self.scripts / digest, text, sync=False)
 
     # ------------------------------------------------------------------ manifests
 

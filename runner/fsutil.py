@@ -43,14 +43,16 @@ def replace_retrying(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -
     retrying(os.replace, src, dst)
 
 
-def write_temp(path: Path, data: bytes, *, mode: int) -> str:
-    """Write `data` to a new temporary file beside `path`, synced, with `mode`; its name."""
+def write_temp(path: Path, data: bytes, *, mode: int, sync: bool = True) -> str:
+    """Write `data` to a new temporary file beside `path`, with `mode`; its name. Synced to
+    disk unless `sync` is False."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -59,9 +61,13 @@ def write_temp(path: Path, data: bytes, *, mode: int) -> str:
     return tmp
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write `data` to `path` so readers see the old content or the new, never a mix."""
-    tmp = write_temp(path, data, mode=mode)
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, sync: bool = True) -> None:
+    """Write `data` to `path` so readers see the old content or the new, never a mix.
+
+    `sync=False` skips the fsync (a journal commit, milliseconds on a busy disk) for files
+    whose loss or truncation in a power cut is harmless: their readers refuse a truncated
+    file and the next run writes them again (aliases, probe results, lock notes)."""
+    tmp = write_temp(path, data, mode=mode, sync=sync)
     try:
         replace_retrying(tmp, path)
     except BaseException:
@@ -70,8 +76,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+def atomic_write_text(path: Path, text: str, *, mode: int = 0o644, sync: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode, sync=sync)
 
 
 def fsync_path(path: str | os.PathLike[str]) -> None:

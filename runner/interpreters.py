@@ -240,7 +240,8 @@ def _store(cache_file: Path | None, data: dict[str, object]) -> None:
         return
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache_file, json.dumps(data))
+        # Not synced: a probe result cut by a power loss does not parse and is redone.
+        atomic_write_text(cache_file, json.dumps(data), sync=False)
     except OSError:
         pass  # read-only cache: probing again next time is only slower
 

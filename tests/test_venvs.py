@@ -231,3 +231,35 @@ def test_without_syncfs_every_file_and_directory_is_fsynced(
     expected = {tree, tree / "lib", tree / "lib" / "pkg", tree / "lib" / "pkg" / "a.py"}
     expected.add(tree / "b.txt")
     assert sorted(synced) == sorted(str(p) for p in expected)  # each once; links not followed
+
+
+def test_publishing_syncs_the_pointer_but_not_the_notes_a_power_cut_may_lose(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pointer's directory is flushed when an environment is published; the build
+    lock's owner note, the `.built` record and the warm alias are not (a lost or cut one
+    only costs a cold run, and their readers refuse a cut one)."""
+    from runner.cache import Cache
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to name the synced descriptors")
+    cache = Cache(cache_dir)
+    cache.ensure()
+    key = "a" * 32
+    env_dir = cache.new_build_dir(key)
+    (env_dir / "bin").mkdir()
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with cache.build_lock(key, label="s.py", on_wait=print, on_unlockable=print):
+        cache.publish(key, env_dir)
+    cache.write_alias("b" * 64, env_dir, stat_paths=(str(env_dir / "bin"),))
+    assert synced == [str(cache.envs)]
+    assert (cache.locks / f"{key}.owner").read_text().startswith("pid ")
+    assert (cache.locks / f"{key}.built").read_text().endswith(f"\t{env_dir}\n")
+    assert (cache.scripts / ("b" * 64)).read_text().endswith("end\n")
