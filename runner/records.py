@@ -12,14 +12,18 @@ MAX_FINGERPRINT_DIRS = 200
 
 
 class Distribution:
-    """An installed distribution's name, version and Requires-Dist lines (its METADATA)."""
+    """An installed distribution's name, version, Requires-Dist lines and Requires-Python
+    (its METADATA)."""
 
-    __slots__ = ("name", "requires", "version")
+    __slots__ = ("name", "requires", "requires_python", "version")
 
-    def __init__(self, name: str, version: str, requires: list[str]) -> None:
+    def __init__(
+        self, name: str, version: str, requires: list[str], requires_python: str = ""
+    ) -> None:
         self.name = name
         self.version = version
         self.requires = requires
+        self.requires_python = requires_python
 
 
 def read_metadata(path: str) -> Distribution | None:
@@ -50,7 +54,31 @@ def read_metadata(path: str) -> Distribution | None:
             fields.setdefault(name, value)
     if not fields.get("name"):
         return None
-    return Distribution(fields["name"], fields.get("version", ""), requires)
+    return Distribution(
+        fields["name"], fields.get("version", ""), requires, fields.get("requires-python", "")
+    )
+
+
+def _canonical(name: str) -> str:
+    """A project name as PEP 503 compares them (`Zope.Interface` -> `zope-interface`)."""
+    parts = name.lower().replace("_", "-").replace(".", "-").split("-")
+    return "-".join(part for part in parts if part)
+
+
+def find_distribution(site: str, name: str) -> Distribution | None:
+    """The distribution `name` installed in one site-packages directory, from its
+    `*.dist-info` METADATA; None if it is not there."""
+    wanted = _canonical(name)
+    try:
+        entries = sorted(os.listdir(site))
+    except OSError:
+        return None
+    for entry in entries:
+        if entry.endswith(".dist-info") and _canonical(entry).startswith(wanted + "-"):
+            dist = read_metadata(os.path.join(site, entry, "METADATA"))
+            if dist is not None and _canonical(dist.name) == wanted:
+                return dist
+    return None
 
 
 def installed_distributions(site_dirs: tuple[str, ...] | list[str]) -> list[Distribution]:
