@@ -3,6 +3,7 @@ then exec. script -> metadata -> spec -> environment (found or built) -> exec.""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -39,6 +40,7 @@ from runner.spec import EnvSpec, make_spec
 from runner.values import dataclass, fields, replace
 
 if TYPE_CHECKING:
+    from runner.lockfile import Lock
     from runner.options import ParsedRun
 
 
@@ -174,7 +176,7 @@ def _cwd() -> str:
 
 
 def prepare(script: Script, options: RunOptions, cache: Cache) -> Prepared:
-    from runner import lockfile, settings
+    from runner import settings
 
     meta = script.metadata
     selection = select(
@@ -184,7 +186,7 @@ def prepare(script: Script, options: RunOptions, cache: Cache) -> Prepared:
         meta, script.path, script.directory, options
     )
     lock_path = layout.lock_path_for(script.path)
-    lock = lockfile.load_lock(lock_path)
+    lock = _load_lock(lock_path)
     pinned: tuple[str, ...] | None = None
     notes: list[str] = []
     use_alias = True
@@ -244,6 +246,19 @@ def prepare(script: Script, options: RunOptions, cache: Cache) -> Prepared:
         notes=tuple(notes),
         alias_expires=alias_expires,
     )
+
+
+def _load_lock(lock_path: str) -> Lock | None:
+    """The script's lock file, if it has one (`runner.lockfile` is imported only then)."""
+    try:
+        os.stat(lock_path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        pass  # load_lock says what is wrong
+    from runner import lockfile
+
+    return lockfile.load_lock(lock_path)
 
 
 def ensure_environment(
@@ -326,17 +341,18 @@ def _build(
     prepared: Prepared, options: RunOptions, cache: Cache, installer: Installer, reporter: Reporter
 ) -> Path:
     """Build the spec, from the lock's pinned artifacts when there is a matching lock."""
-    import tempfile
-
-    from runner import lockfile
-
     spec = prepared.spec
-    with tempfile.TemporaryDirectory(prefix="runner-pins-") as tmp:
+    with contextlib.ExitStack() as stack:
         pinned_file = None
         if prepared.pinned is not None:
+            import tempfile
+
+            from runner import lockfile
+
             reporter.info(
                 f"installing the {len(prepared.pinned)} pinned package(s) of the lock file"
             )
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="runner-pins-"))
             pinned_file = lockfile.write_pinned_file(prepared.pinned, tmp)
         try:
             return build(
@@ -364,9 +380,11 @@ def _build(
                     details=exc.details,
                 ) from None
             if options.offline:
+                from runner.lockfile import describe_index
+
                 raise type(exc)(
                     f"--offline: {exc.message} without the network (looked in: "
-                    f"{lockfile.describe_index(spec.index)}, with pip's configuration)",
+                    f"{describe_index(spec.index)}, with pip's configuration)",
                     hint="Run once without --offline to fetch the packages, or give a directory "
                     "holding them with --find-links DIR (or find-links in [tool.runner]).",
                     details=exc.details,
