@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import (
     RUNNER,
     published,
@@ -117,6 +119,61 @@ def test_cold_run_imports_neither_typer_nor_click(tmp_path: Path) -> None:
     )
     assert other.returncode == 0, other.stderr
     assert "typer" in _imported_modules(other.stderr)
+
+
+# Runs the console entry point, writing every command runner.proc.run starts to $COMMANDS.
+_RECORD_COMMANDS = """
+import os, sys
+import runner.proc as proc
+original = proc.run
+def recorded(cmd, *args, **kwargs):
+    with open(os.environ["COMMANDS"], "a") as f:
+        f.write(" ".join(cmd) + "\\n")
+    return original(cmd, *args, **kwargs)
+proc.run = recorded
+sys.argv = ["runner", *sys.argv[1:]]
+from runner.launcher import main
+sys.exit(main())
+"""
+
+# Modules a cold run of a script with dependencies does without (tests/test_warm.py's list
+# of the warm path is longer: packaging and filelock bring logging, inspect, dataclasses).
+COLD_BANNED = (
+    "typer",
+    "click",
+    "runner.cli",
+    "runner.lifecycle",  # the daily prune is decided with one stat
+    "runner.lockfile",  # the script has no lock file
+    "importlib.metadata",  # pip's Requires-Python comes from its METADATA
+    "configparser",  # no pip configuration file
+    "socket",
+)
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_cold_build_starts_only_the_installer_and_imports_nothing_it_does_not_use(
+    tmp_path: Path, offline_wheels: Path, installer: str
+) -> None:
+    script = write_script(
+        tmp_path / "s.py", "import alpha, beta\nprint('cold', beta.VERSION)\n", ["alpha", "beta"]
+    )
+    commands = tmp_path / "commands"
+    run = ["run", "--installer", installer, str(script)]
+    got = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", _RECORD_COMMANDS, *run],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COMMANDS": str(commands)},
+    )
+    assert got.stdout.strip() == "cold 1.0", got.stderr[-2000:]
+    imported = _imported_modules(got.stderr)
+    assert {"runner.api", "runner.builder", "filelock"} <= imported  # it did build
+    assert not imported & set(COLD_BANNED), imported & set(COLD_BANNED)
+    # runner's own interpreter is known in-process: the installer is the only process.
+    started = commands.read_text().splitlines()
+    assert len(started) == 1, started
+    assert "install" in started[0]
 
 
 def test_warm_run_needs_no_index(tmp_path: Path, offline_wheels: Path) -> None:
