@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runner.fsutil import fsync_path
@@ -62,5 +61,7 @@ def fsync_tree(path: Path) -> None:
                     todo.append(full)
             except OSError:
                 continue
+    from concurrent.futures import ThreadPoolExecutor  # not for syncfs: Linux never needs it
+
     with ThreadPoolExecutor(_FSYNC_THREADS) as pool:  # fsync releases the GIL
         list(pool.map(fsync_path, todo))
