@@ -369,7 +369,10 @@ def test_concurrent_builds_without_working_locks(
     for rc, out, err in outcomes:
         assert (rc, out) == (0, "beta ok\n"), err
         assert "Traceback" not in err, err
-        assert err.count("cannot lock") == 1, err  # said once, with -v
+        # Said once, with -v, by each run that tried the lock; a run that started late
+        # finds the environment already published and needs no lock.
+        assert err.count("cannot lock") <= 1, err
+    assert any("cannot lock" in err for _, _, err in outcomes)
     # At worst several builds; one pointer, naming a complete environment.
     [pointer] = published(cache_dir)
     env_dir = Path(os.path.realpath(pointer))
