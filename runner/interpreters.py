@@ -66,6 +66,13 @@ def _runner_probe():
         "python_version": ".".join(platform.python_version_tuple()[:2]),
         "sys_platform": sys.platform,
     }
+    # What names and heads its .pyc files: the cache tag and the magic number
+    # (runner.pycindex); the frozen module is loaded in every Python 3: no import.
+    try:
+        import _frozen_importlib_external as external
+        bytecode = [sys.implementation.cache_tag or "", external.MAGIC_NUMBER.hex()]
+    except Exception:
+        bytecode = ["", ""]
     return {
         "executable": sys.executable,
         "real_path": os.path.realpath(sys.executable),
@@ -76,6 +83,7 @@ def _runner_probe():
         "soabi": sysconfig.get_config_var("SOABI") or "",
         "pointer_size": 64 if sys.maxsize > 2**32 else 32,
         "markers": markers,
+        "bytecode": bytecode,
     }
 """
 _PROBE = (
@@ -85,7 +93,7 @@ _PROBE = (
 )
 _PROBE_MARK = "RUNNER-PROBE "
 
-PROBE_FORMAT = 2
+PROBE_FORMAT = 3  # 3: the bytecode cache tag and magic number
 # An interpreter that has not answered by then is reported, not waited for forever.
 PROBE_TIMEOUT = 30.0
 
@@ -133,6 +141,9 @@ class Interpreter:
     platform: str
     soabi: str
     markers: tuple[tuple[str, str], ...]
+    # `sys.implementation.cache_tag` and the bytecode magic number (hex); "" if unknown.
+    cache_tag: str = ""
+    magic: str = ""
 
     @property
     def version_obj(self) -> Version:
@@ -339,7 +350,14 @@ def _from_probe(path: str, info: dict[str, object]) -> Interpreter:
         platform=str(info["platform"]),
         soabi=str(info["soabi"]),
         markers=tuple(sorted((str(k), str(v)) for k, v in markers.items())),
+        **_bytecode_identity(info.get("bytecode")),
     )
+
+
+def _bytecode_identity(value: object) -> dict[str, str]:
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return {"cache_tag": value[0], "magic": value[1]}
+    return {}
 
 
 def current_python() -> str:
