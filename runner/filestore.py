@@ -37,12 +37,12 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runner import layout
-from runner.values import dataclass
+from runner.values import dataclass, field
 
 EXECUTABLE_SUFFIX = ".x"
 TEMP_PREFIX = ".tmp-"  # copies being added, inside files/<2 hex>/
@@ -154,6 +154,9 @@ class ShareResult:
     bytes_linked: int  # bytes the environment now shares instead of holding its own
     fallback: str | None = None  # why hard links could not be made, when they could not
     already_shared: int = 0  # linked elsewhere before (an installer's cache): left as is
+    # {path: sha256} of the files this call hashed that now hold stored content (linked or
+    # added): the bytecode index keys sources by it, and records the .pyc files by it.
+    digests: Mapping[str, str] = field(default_factory=dict)
 
 
 class _CannotLink(Exception):
@@ -189,17 +192,19 @@ def _add(path: Path, st: os.stat_result, target: Path) -> None:
         raise
 
 
-def _share_one(path: Path, root: Path) -> tuple[str, int]:
-    """Share one file: ("linked" | "added" | "private" | "shared" | "skip", bytes)."""
+def _share_one(path: Path, root: Path) -> tuple[str, int, str | None]:
+    """Share one file: ("linked" | "added" | "private" | "shared" | "skip", bytes, sha256
+    when the file now holds stored content)."""
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode):
-            return "skip", 0
+            return "skip", 0, None
         if st.st_nlink > 1:
             # Linked from elsewhere already: the installer's cache (only unpublished
-            # environments are shared, so nothing else of ours links into them), or the
-            # store (sharing run twice). Shared either way; neither read nor changed.
-            return "shared", 0
+            # environments are shared, so nothing else of ours links into them), the
+            # store (sharing run twice) or the bytecode index (`runner.pycindex`). Shared
+            # either way; neither read nor changed.
+            return "shared", 0, None
         # Empty files too: they hold no data, but a shared `__init__.py` gives every
         # environment the same mtime for it, hence the same bytecode.
         digest = hash_file(path)
@@ -212,18 +217,19 @@ def _share_one(path: Path, root: Path) -> tuple[str, int]:
             try:
                 if tst is None:
                     _add(path, st, target)
-                    return "added", 0
+                    return "added", 0, digest
                 if (tst.st_dev, tst.st_ino) == (st.st_dev, st.st_ino):
-                    return "skip", 0  # already the stored file
+                    return "skip", 0, None  # already the stored file
                 if tst.st_size != st.st_size:
-                    return "private", 0  # a damaged stored file: `cache verify` reports it
+                    # A damaged stored file: `cache verify` reports it.
+                    return "private", 0, None
                 _replace_with_link(target, path)
-                return "linked", st.st_size
+                return "linked", st.st_size, digest
             except FileExistsError:
                 continue  # another build stored it first: link to theirs
             except FileNotFoundError:
                 continue  # collected in between: add it again
-        return "private", 0
+        return "private", 0, None
     except OSError as exc:
         if exc.errno in _CANNOT_LINK:
             raise _CannotLink(f"{exc.strerror} ({path})") from None
@@ -231,7 +237,7 @@ def _share_one(path: Path, root: Path) -> tuple[str, int]:
             raise  # the build fails as it would have anyway, saying the disk is full
         # This file only (too many links to one inode, a read-only directory, an unreadable
         # file): it stays the environment's own copy.
-        return "private", 0
+        return "private", 0, None
 
 
 def share(env_dir: Path, cache_root: Path, *, bytecode_only: bool = False) -> ShareResult:
@@ -246,23 +252,29 @@ def share(env_dir: Path, cache_root: Path, *, bytecode_only: bool = False) -> Sh
     linked_bytes = 0
     fallback: str | None = None
     stop = threading.Event()
+    digests: dict[str, str] = {}
 
-    def one(path: Path) -> tuple[str, int]:
+    def one(path: Path) -> tuple[str, int, str | None]:
         if stop.is_set():
-            return "private", 0
+            return "private", 0, None
         try:
-            return _share_one(path, root)
+            outcome = _share_one(path, root)
         except _CannotLink as exc:
             nonlocal fallback
             if not stop.is_set():
                 fallback = str(exc)
                 stop.set()
-            return "private", 0
+            return "private", 0, None
+        if outcome[2] is not None:
+            digests[str(path)] = outcome[2]
+        return outcome
 
     # Threads: most of the time goes to waiting on the filesystem (freeing the replaced
     # copies' blocks takes milliseconds on some disks) and to hashing, which releases the GIL.
     with ThreadPoolExecutor(max_workers=SHARE_THREADS) as pool:
-        for outcome, size in pool.map(one, candidates(env_dir, bytecode_only=bytecode_only)):
+        for outcome, size, _digest in pool.map(
+            one, candidates(env_dir, bytecode_only=bytecode_only)
+        ):
             counts[outcome] += 1
             linked_bytes += size
     looked_at = counts["linked"] + counts["added"] + counts["private"]
@@ -274,6 +286,7 @@ def share(env_dir: Path, cache_root: Path, *, bytecode_only: bool = False) -> Sh
         linked_bytes,
         fallback,
         already_shared=counts["shared"],
+        digests=digests,
     )
 
 
@@ -293,13 +306,15 @@ def disk_bytes(st: os.stat_result) -> int:
     return getattr(st, "st_blocks", 0) * 512 or st.st_size
 
 
-def stored_inodes(cache_root: Path) -> set[tuple[int, int]]:
-    """The (device, inode) of every stored file."""
-    return {
-        (st.st_dev, st.st_ino)
-        for st in _walk_files(store_root(cache_root))
-        if stat.S_ISREG(st.st_mode)
-    }
+def stored_inodes(cache_root: Path) -> dict[tuple[int, int], int]:
+    """How many names the file store gives each (device, inode) it holds: its stored name,
+    and the bytecode index's entries (`runner.pycindex`) for a .pyc."""
+    counts: dict[tuple[int, int], int] = {}
+    for st in _walk_files(store_root(cache_root)):
+        if stat.S_ISREG(st.st_mode):
+            ident = (st.st_dev, st.st_ino)
+            counts[ident] = counts.get(ident, 0) + 1
+    return counts
 
 
 @dataclass(frozen=True)
@@ -308,9 +323,9 @@ class Usage:
     own: int  # bytes only this directory holds: what removing it frees, store included
 
 
-def usage(env_dir: Path, stored: set[tuple[int, int]]) -> Usage:
+def usage(env_dir: Path, stored: Mapping[tuple[int, int], int]) -> Usage:
     """Apparent size of an environment, and what it alone holds (links from elsewhere,
-    other than the store's own name, mean a file is shared)."""
+    other than the store's own names, mean a file is shared)."""
     seen: dict[tuple[int, int], list[int]] = {}  # inode -> [links here, st_nlink, bytes]
     apparent = 0
     for st in _walk_files(env_dir):
@@ -324,14 +339,14 @@ def usage(env_dir: Path, stored: set[tuple[int, int]]) -> Usage:
         seen[ident] = [1, st.st_nlink, size]
     own = 0
     for ident, (here, nlink, size) in seen.items():
-        if nlink - here - (1 if ident in stored else 0) <= 0:
+        if nlink - here - stored.get(ident, 0) <= 0:
             own += size
     return Usage(apparent, own)
 
 
 def private_size(env_dir: Path) -> int:
     """Bytes that deleting this directory frees by itself (files linked nowhere else)."""
-    return usage(env_dir, set()).own
+    return usage(env_dir, {}).own
 
 
 def disk_usage(paths: Iterable[Path]) -> int:

@@ -518,7 +518,11 @@ def _interpreter_text(manifest: dict[str, object] | None) -> str:
 
 
 def _info(
-    scan: _Scan, env_dir: Path, *, sizes: bool = True, stored: set[tuple[int, int]] | None = None
+    scan: _Scan,
+    env_dir: Path,
+    *,
+    sizes: bool = True,
+    stored: dict[tuple[int, int], int] | None = None,
 ) -> EnvInfo:
     manifest = Cache.read_manifest(env_dir)
     requirements = manifest.get("requirements") if manifest else None
@@ -532,7 +536,7 @@ def _info(
     scripts: list[str] = []
     for alias in sorted(scan.aliases_for(env_dir), key=lambda a: -a.mtime):
         scripts.extend(s for s in alias.scripts if s not in scripts)
-    usage = filestore.usage(env_dir, stored or set()) if sizes else filestore.Usage(0, 0)
+    usage = filestore.usage(env_dir, stored or {}) if sizes else filestore.Usage(0, 0)
     return EnvInfo(
         key=key_of(env_dir) or env_dir.name,
         path=str(env_dir),
@@ -569,7 +573,7 @@ def cache_usage(cache: Cache) -> CacheUsage:
 def list_environments(cache: Cache, *, sizes: bool = True) -> tuple[EnvInfo, ...]:
     """Every store directory, published first, then by last use (newest first)."""
     scan = _scan(cache)
-    stored = filestore.stored_inodes(cache.root) if sizes else set()
+    stored = filestore.stored_inodes(cache.root) if sizes else {}
     infos = [_info(scan, d, sizes=sizes, stored=stored) for d in scan.store_dirs]
     # Processes that use an environment without holding its lease count as in use too.
     users = processes_using(
