@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from runner import __version__, bytecode, durable, filestore, layout
+from runner import __version__, bytecode, durable, filestore, layout, pycindex
 from runner.cache import Cache
 from runner.config import Config
 from runner.errors import InstallError
@@ -170,8 +170,10 @@ def make_durable(env_dir: Path, reporter: Reporter, config: Config) -> None:
     reporter.detail(f"flushed to disk ({how}) in {time.monotonic() - begun:.2f} s")
 
 
-def _share(env_dir: Path, cache: Cache, reporter: Reporter, *, bytecode_only: bool) -> bool:
-    """Share the environment's files through the store; False if links cannot be made."""
+def _share(
+    env_dir: Path, cache: Cache, reporter: Reporter, *, bytecode_only: bool
+) -> filestore.ShareResult | None:
+    """Share the environment's files through the store; None if links cannot be made."""
     started = time.monotonic()
     from runner import trust
 
@@ -183,21 +185,21 @@ def _share(env_dir: Path, cache: Cache, reporter: Reporter, *, bytecode_only: bo
     )
     if problem is not None:  # the cache trust rule: never link to files someone else made
         reporter.detail(f"not sharing files through the cache's file store: {problem}")
-        return False
+        return None
     result = filestore.share(env_dir, cache.root, bytecode_only=bytecode_only)
     what = "bytecode" if bytecode_only else "files"
     reporter.detail(
         f"shared {what}: {result.linked} linked to stored copies "
         f"({result.bytes_linked / 1e6:.1f} MB), {result.added} added to the store, "
-        f"{result.private} kept private, {result.already_shared} already linked from the "
-        f"installer's cache, in {time.monotonic() - started:.2f} s"
+        f"{result.private} kept private, {result.already_shared} linked already (from the "
+        f"installer's cache or the bytecode index), in {time.monotonic() - started:.2f} s"
     )
     if result.fallback is not None:
         reporter.detail(
             f"cannot hard-link files into the cache's file store, so this environment keeps "
             f"its own copies: {result.fallback}"
         )
-    return result.fallback is None
+    return result if result.fallback is None else None
 
 
 def checkpoint(name: str, config: Config) -> None:
@@ -259,9 +261,13 @@ def build(
         # File sharing (filestore): sources first, so each .pyc records the stored file's
         # mtime and size and comes out byte-identical wherever the same source is compiled.
         sharing = cache.config.link_mode == "link"
-        if sharing:
-            sharing = _share(env_dir, cache, reporter, bytecode_only=False)
+        shared = _share(env_dir, cache, reporter, bytecode_only=False) if sharing else None
         checkpoint("shared", cache.config)
+        # Bytecode the store holds for these very sources is linked, not compiled again.
+        known = pycindex.link_before_compile(
+            env_dir, created.site_packages, cache, spec.interpreter, shared, reporter
+        )
+        checkpoint("indexed", cache.config)
         # Even without requirements: environment creators may leave modules in
         # site-packages (uv venv's _virtualenv.py), and a first import that writes their
         # bytecode would change the directory the warm alias records.
@@ -272,8 +278,9 @@ def build(
             env_dir=env_dir,
         )
         checkpoint("compiled", cache.config)
-        if sharing:
-            _share(env_dir, cache, reporter, bytecode_only=True)
+        if shared is not None:
+            compiled = _share(env_dir, cache, reporter, bytecode_only=True)
+            pycindex.record_after_compile(known, compiled, reporter)
         # The lease file exists before the manifest: an env with a manifest is leasable.
         (env_dir / layout.LEASE_NAME).touch()
         write_manifest(env_dir, spec, installed, installer.name, created.python)

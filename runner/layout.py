@@ -11,6 +11,7 @@ scripts/<digest>        warm-path alias: selection digest -> store dir
 interpreters/           cached interpreter probes
 logs/                   installer output of builds
 files/<ab>/<62 hex>[.x] shared files, named by sha256 (read-only; `.x`: executable)
+files/pyc/<64 hex>      bytecode index: hard links to stored .pyc files, by key (runner.pycindex)
 last-auto-prune         when the daily automatic prune last ran (its mtime)
 """
 
@@ -29,6 +30,7 @@ SUBDIRS = ("envs", "store", "locks", "scripts", "interpreters", "logs")
 AUTO_PRUNE_STAMP = "last-auto-prune"
 AUTO_PRUNE_INTERVAL = 86400.0  # seconds between automatic prunes
 FILES_DIR = "files"  # the file store (runner.filestore); made by the first build that shares
+PYC_INDEX_DIR = "pyc"  # inside FILES_DIR: the bytecode index (runner.pycindex)
 # An environment key is 32 lowercase hex characters; a store directory adds a 12-character
 # random hex token: `store/<key>-<token>`.
 KEY_LENGTH = 32

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import alias as alias_format
-from runner import filestore, layout, records
+from runner import filestore, layout, pycindex, records
 from runner.cache import Cache, cache_error, process_start_time
 from runner.errors import CacheError
 from runner.fsutil import (
@@ -121,7 +121,8 @@ class Removal:
 
     kind: str  # "environment", "unpublished", "trash", "alias", "pointer", "temp", "log",
     # "stdin script", "stray" (a link or file under an environment's name in store/),
-    # "stored files" (one entry for all the file store's freed files)
+    # "stored files" (one entry for all the file store's freed files), "index entries" (one
+    # for all the bytecode index's removed entries)
     path: str
     key: str | None
     size: int
@@ -314,7 +315,8 @@ def check_cache(cache: Cache, *, removing: bool) -> bool:
             "(`runner cache dir` shows the root in use); if it is your runner cache and the "
             "tag was deleted, any `runner run` writes it again.",
         )
-    for name in (*SUBDIRS, "stdin", "urls", layout.FILES_DIR):
+    index = os.path.join(layout.FILES_DIR, layout.PYC_INDEX_DIR)
+    for name in (*SUBDIRS, "stdin", "urls", layout.FILES_DIR, index):
         path = cache.root / name
         mode = _lstat_mode(path)
         if mode is None or stat.S_ISDIR(mode):
@@ -1012,12 +1014,14 @@ def collect_stored_files(sweep: _Sweep, grace: float) -> None:
 
     Runs after the environments were removed. A stored file is removed only when its link
     count is 1 (the store's own name); `filestore.remove_if_unlinked` closes the race with
-    a build linking it at that moment. A dry run counts the files that only the
-    environments it would remove link.
+    a build linking it at that moment. A stored .pyc the bytecode index links as well loses
+    its index entries first when nothing else links it (`pycindex.remove_entries_if_unused`
+    closes the same race). A dry run counts the files that only the environments it would
+    remove link.
     """
     cache_root = sweep.cache.root
     now = time.time()
-    for tmp in filestore.temp_files(cache_root):
+    for tmp in (*filestore.temp_files(cache_root), *pycindex.temp_entries(cache_root)):
         mtime = _mtime(tmp)
         if mtime is not None and now - mtime > grace:
             sweep.remove_file(tmp, "temp", "left by an interrupted build")
@@ -1030,22 +1034,31 @@ def collect_stored_files(sweep: _Sweep, grace: float) -> None:
                         st = os.lstat(path)
                         ident = (st.st_dev, st.st_ino)
                         links_in_removed[ident] = links_in_removed.get(ident, 0) + 1
-    count = freed = 0
+    index = pycindex.entries_by_inode(cache_root)
+    count = freed = entries = 0
+    complete = True
     for stored in filestore.stored_files(cache_root):
         if sweep.out_of_time():
+            complete = False
             break
+        ident = (stored.st.st_dev, stored.st.st_ino)
+        held = index.pop(ident, [])  # the index's names for it, besides the store's
         if sweep.dry_run:
-            others = (
-                stored.st.st_nlink
-                - 1
-                - links_in_removed.get((stored.st.st_dev, stored.st.st_ino), 0)
-            )
+            others = stored.st.st_nlink - 1 - len(held) - links_in_removed.get(ident, 0)
             size: int | None = filestore.disk_bytes(stored.st) if others <= 0 else None
+            entries += len(held) if others <= 0 else 0
         else:
+            if held and stored.st.st_nlink <= 1 + len(held):
+                entries += pycindex.remove_entries_if_unused(held, 1 + len(held))
             size = filestore.remove_if_unlinked(stored.path)
         if size is not None:
             count += 1
             freed += size
+    if complete:
+        # Entries linking no stored file are never used (`cache verify --repair` took a
+        # damaged file out of the store, or files/ was changed by hand): they go too.
+        for paths in index.values():
+            entries += len(paths) if sweep.dry_run else sum(map(pycindex.remove_entry, paths))
     if count:
         sweep.removed.append(
             Removal(
@@ -1054,6 +1067,17 @@ def collect_stored_files(sweep: _Sweep, grace: float) -> None:
                 None,
                 freed,
                 f"{count} file{'s' if count != 1 else ''} no environment links any more",
+            )
+        )
+    if entries:
+        sweep.removed.append(
+            Removal(
+                "index entries",
+                str(pycindex.index_root(cache_root)),
+                None,
+                0,
+                f"{entries} bytecode index entr{'ies' if entries != 1 else 'y'} for bytecode "
+                "no environment uses",
             )
         )
 
@@ -1106,6 +1130,7 @@ def verify_stored_files(cache: Cache, *, repair: bool = False) -> tuple[StoredFi
                 if ident in users and str(env_dir) not in users[ident]:
                     users[ident].append(str(env_dir))
     sweep = _Sweep(cache, dry_run=False, budget=None)
+    index = pycindex.entries_by_inode(cache.root) if repair else {}
     checks: list[StoredFileCheck] = []
     for stored, problem in found:
         envs = tuple(users[(stored.st.st_dev, stored.st.st_ino)])
@@ -1114,6 +1139,9 @@ def verify_stored_files(cache: Cache, *, repair: bool = False) -> tuple[StoredFi
             os.chmod(stored.path, stat.S_IMODE(stored.st.st_mode) & ~0o222)
             action = "made read-only"
         elif repair:
+            # The index's entries first: no build may link the damaged bytes through them.
+            for entry in index.get((stored.st.st_dev, stored.st.st_ino), []):
+                pycindex.remove_entry(entry)
             filestore.discard(stored.path)
             outcomes = [sweep.unpublish_only(scan, Path(env)) for env in envs]
             parts = [f"{outcomes.count(o)} {o}" for o in dict.fromkeys(outcomes)]

@@ -22,7 +22,7 @@ JSON schemas (stable; `"version"` changes if a field changes meaning or goes awa
 
     {"version": 1, "dry_run": bool, "complete": bool, "bytes_freed": int,
      "removed": [{"kind": "environment" | "unpublished" | "trash" | "alias" | "pointer" | "temp"
-                          | "log" | "stdin script" | "stray" | "stored files",
+                          | "log" | "stdin script" | "stray" | "stored files" | "index entries",
                   "path": str, "key": str | null, "size": int, "reason": str}],
      "kept": [{"key": str  ("" for entries runner did not make), "path": str,
                "reason": "in use" | "build in progress" | "cannot lock" | "lease file missing"
@@ -37,7 +37,9 @@ JSON schemas (stable; `"version"` changes if a field changes meaning or goes awa
      "environments": [{"key": str, "path": str, "state": str, "ok": bool,
                        "problems": [str], "action": str | null}],
      "stored_files": [{"path": str, "problem": str, "environments": [str] (store dirs linking
-                       it), "action": str | null}]  (damaged files of the file store only)}
+                       it), "action": str | null}]  (damaged files of the file store only),
+     "bytecode_index": {"entries": int, "orphans": int (entries linking no stored file: never
+                        used), "removed": int (with --repair)}}
 """
 
 from __future__ import annotations
@@ -304,11 +306,12 @@ def verify(
     json_: JsonOpt = False,
 ) -> None:
     """Check every environment's files against their RECORDs (exit 106 if any is damaged)."""
-    from runner import lifecycle
+    from runner import lifecycle, pycindex
 
     cache = _cache()
     # Stored files first: repairing one unpublishes the environments linking it.
     stored = lifecycle.verify_stored_files(cache, repair=repair)
+    index = pycindex.verify(cache.root, repair=repair)
     checks = lifecycle.verify(cache, repair=repair)
     bad = [c for c in checks if not c.ok]
     if json_:
@@ -322,6 +325,7 @@ def verify(
                 "stored_files": [
                     {**asdict(s), "environments": list(s.environments)} for s in stored
                 ],
+                "bytecode_index": asdict(index),
             }
         )
     else:
@@ -331,6 +335,12 @@ def verify(
                 _err(f"  used by {env}")
             if s.action:
                 _err(f"  -> {s.action}")
+        if index.orphans:
+            done = " (removed)" if index.removed else " (--repair removes them)"
+            _err(
+                f"runner: {index.orphans} of {index.entries} bytecode index entries link no "
+                f"stored file: never used{done}"
+            )
         for c in bad:
             _err(f"runner: damaged environment {c.path}:")
             for problem in c.problems:
