@@ -7,6 +7,8 @@ import errno
 import hashlib
 import importlib.util
 import json
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import py_compile
 import re
@@ -284,6 +286,46 @@ def test_usage_counts_bytecode_the_index_links_as_the_environments_own(tmp_path:
     with_index = filestore.usage(env, filestore.stored_inodes(tmp_path))
     shutil.rmtree(pycindex.index_root(tmp_path))
     assert filestore.usage(env, filestore.stored_inodes(tmp_path)) == with_index
+
+
+def test_an_entry_goes_only_when_nothing_but_the_store_links_its_file(tmp_path: Path) -> None:
+    env, _, _ = build(tmp_path, "one", {"m.py": b"M = 1\n"})
+    ((ident, (entry,)),) = pycindex.entries_by_inode(tmp_path).items()
+    assert os.stat(entry).st_nlink == 3  # the store, the index, the environment
+    # Prune saw two links, a build linked it since: the entry stays.
+    assert pycindex.remove_entries_if_unused([entry], 2) == 0
+    assert ino(entry) == ident and not list(pycindex.temp_entries(tmp_path))
+    shutil.rmtree(env)
+    assert pycindex.remove_entries_if_unused([entry], 2) == 1
+    assert not entry.exists() and not list(pycindex.temp_entries(tmp_path))
+
+
+def _build_at_barrier(root: str, name: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+    env = fake_env(Path(root), name, MANY)
+    barrier.wait(timeout=60)
+    lookup, _ = look_up(env, Path(root))
+    compile_and_record(env, Path(root), lookup)
+
+
+def test_concurrent_builds_recording_the_same_entries(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    names = [f"e{n}" for n in range(5)]
+    barrier = ctx.Barrier(len(names))
+    procs = [ctx.Process(target=_build_at_barrier, args=(str(tmp_path), n, barrier)) for n in names]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    assert check_index(tmp_path) == len(MANY)
+    work = tmp_path / "work"
+    for name in names:
+        env = tmp_path / "store" / f"{'0' * 32}-{name}"
+        for rel in MANY:
+            source = env / SITE / rel
+            assert pyc_of(source).read_bytes() == compiled_fresh(env, source, work / name)
+    _later, lookup, written = build(tmp_path, "later", MANY)
+    assert (lookup.hits, written) == (len(MANY), 0)
 
 
 # ---------------------------------------------------------------------------- kills
