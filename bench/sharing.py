@@ -9,6 +9,8 @@ lock), then builds offline from it (PIP_NO_INDEX, PIP_FIND_LINKS). Measures, in 
 2. cache size after N variants (default 20; target <= 1.5x);
 3. cold build time of a variant whose heavy packages are already in the cache: sharing vs
    copy, alternated, medians (target: no more than 5% slower);
+3b. (`first`) a first build, in an empty cache: what sharing (hashing, linking, recording
+   the bytecode index) costs when there is nothing to share yet;
 4. warm run time of a script importing pandas, in a shared environment vs a copied one
    (target: unchanged).
 
@@ -17,7 +19,7 @@ whole cache). Builds run with RUNNER_NO_SYNC=1: the build's final os.sync() flus
 whole machine's dirty data and is noise here (and sharing only makes it cheaper).
 
     python bench/sharing.py [--variants 20] [--repeat 5] [--warm 15] [--wheelhouse DIR]
-                            [--installer pip|uv] [--skip sizes3,sizes,cold,warm]
+                            [--installer pip|uv] [--skip sizes3,sizes,cold,first,warm]
 """
 
 from __future__ import annotations
@@ -178,6 +180,20 @@ def cold(bench: Bench, repeat: int) -> None:
     report(times, cpu, 1.0, "s", "target <= 1.05")
 
 
+def first(bench: Bench, repeat: int) -> None:
+    print(f"\n== first build of numpy + pandas in an empty cache ({repeat} each, alternated)")
+    times: dict[str, list[float]] = {"link": [], "copy": []}
+    cpu: dict[str, list[float]] = {"link": [], "copy": []}
+    script = write_script(bench.work, variant(0), "first")
+    for i in range(repeat):
+        for mode in ("link", "copy") if i % 2 == 0 else ("copy", "link"):
+            cache = bench.work / f"cache-first-{mode}"
+            times[mode].append(bench.run(cache, mode, "sync", str(script)))
+            cpu[mode].append(bench.cpu)
+            shutil.rmtree(cache)
+    report(times, cpu, 1.0, "s", "sharing's cost when there is nothing to share")
+
+
 def warm(bench: Bench, repeat: int) -> None:
     print(f"\n== warm run of a script importing pandas ({repeat} each, alternated)")
     times: dict[str, list[float]] = {"link": [], "copy": []}
@@ -214,7 +230,7 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=15)
     parser.add_argument("--wheelhouse", type=Path, default=DEFAULT_WHEELHOUSE)
     parser.add_argument("--installer", default="pip", choices=("pip", "uv"))
-    parser.add_argument("--skip", default="", help="comma-separated: sizes3,sizes,cold,warm")
+    parser.add_argument("--skip", default="", help="comma-separated: sizes3,sizes,cold,first,warm")
     args = parser.parse_args()
     ensure_wheelhouse(args.wheelhouse)
     skip = set(args.skip.split(","))
@@ -228,6 +244,8 @@ def main() -> None:
             sizes(bench, args.variants)
         if "cold" not in skip:
             cold(bench, args.repeat)
+        if "first" not in skip:
+            first(bench, args.repeat)
         if "warm" not in skip and "cold" not in skip:
             warm(bench, args.warm)
         print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
