@@ -57,9 +57,10 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from runner import bytecode, filestore, layout
 from runner.cache import Cache
@@ -77,6 +78,9 @@ LINK_THREADS = filestore.SHARE_THREADS
 _FLAGS_TIMESTAMP = b"\0\0\0\0"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _link = os.link  # tests replace it to simulate filesystems without hard links
 
@@ -229,6 +233,19 @@ def _link_hit(entry: Path, source: _Source) -> bool:
     return False
 
 
+def _chunked(items: list[T], fn: Callable[[T], R]) -> list[R]:
+    """`fn` over `items` in LINK_THREADS threads, in order. In a few chunks, not one task an
+    item: a task costs 30-60 us (more than a stat or a link), and a thread waiting on the
+    filesystem or hashing a large file releases the GIL anyway."""
+    if len(items) < 2 * LINK_THREADS:
+        return [fn(item) for item in items]
+    size = -(-len(items) // LINK_THREADS)
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    with ThreadPoolExecutor(max_workers=LINK_THREADS) as pool:
+        done = pool.map(lambda chunk: [fn(item) for item in chunk], chunks)
+        return [result for chunk in done for result in chunk]
+
+
 def link_known(
     env_dir: Path,
     site_packages: Iterable[str],
@@ -241,38 +258,41 @@ def link_known(
     the others (an installer's cache's files) are hashed here. Never raises for a file."""
     started = time.monotonic()
     sources = bytecode.python_files(tuple(site_packages))
-    read = _has_entries(root)  # an empty index (a first build): nothing to find
-    prefix = compiler.key_prefix()
     rel_dirs: dict[str, str] = {}  # directory -> its environment-relative name, as JSON
-
-    def one(path: str) -> tuple[bool, _Source | None]:
+    found: list[tuple[str, str, os.stat_result]] = []
+    for path in sources:
         pyc = pyc_path(path, compiler.cache_tag)
         if pyc is None or os.path.lexists(pyc):
-            return False, None  # a .pyc shipped by the package: compiled as before, not recorded
-        directory, name = os.path.split(path)
+            continue  # a .pyc shipped by the package: compiled as before, never recorded
         try:
-            st = os.stat(path)
-            digest = digests.get(path) or filestore.hash_file(path)
-            rel_dir = rel_dirs.get(directory)
-            if rel_dir is None:  # as compile_tree records it
-                rel_dir = rel_dirs[directory] = json.dumps(os.path.relpath(directory, env_dir))
-        except (OSError, ValueError):
-            return False, None
-        source = _Source(
-            path, pyc, _key(prefix, digest, rel_dir, name), expected_header(compiler, st)
-        )
-        if read and _link_hit(root / source.key, source):
-            return True, None
-        return False, source
+            found.append((path, pyc, os.stat(path)))
+        except OSError:
+            continue
 
-    hits = 0
-    misses: list[_Source] = []
-    with ThreadPoolExecutor(max_workers=LINK_THREADS) as pool:
-        for hit, miss in pool.map(one, sources):
-            hits += hit
-            if miss is not None:
-                misses.append(miss)
-    return Lookup(root, len(sources), hits, tuple(misses), time.monotonic() - started)
+    def digest_of(item: tuple[str, str, os.stat_result]) -> str | None:
+        try:
+            return digests.get(item[0]) or filestore.hash_file(item[0])
+        except OSError:
+            return None
+
+    prefix = compiler.key_prefix()
+    keyed: list[_Source] = []
+    for (path, pyc, st), digest in zip(found, _chunked(found, digest_of), strict=True):
+        directory, name = os.path.split(path)
+        rel_dir = rel_dirs.get(directory)
+        if rel_dir is None:  # as compile_tree records it
+            try:
+                rel_dir = rel_dirs[directory] = json.dumps(os.path.relpath(directory, env_dir))
+            except ValueError:  # another drive
+                continue
+        if digest is not None:
+            key = _key(prefix, digest, rel_dir, name)
+            keyed.append(_Source(path, pyc, key, expected_header(compiler, st)))
+    hit = [False] * len(keyed)
+    if _has_entries(root):  # an empty index (a first build) has nothing to find
+        hit = _chunked(keyed, lambda source: _link_hit(root / source.key, source))
+    misses = tuple(source for source, linked in zip(keyed, hit, strict=True) if not linked)
+    return Lookup(root, len(sources), sum(hit), misses, time.monotonic() - started)
 
 
 def record(lookup: Lookup, stored: Mapping[str, str]) -> int:
@@ -292,8 +312,7 @@ def record(lookup: Lookup, stored: Mapping[str, str]) -> int:
             return False
         return True
 
-    with ThreadPoolExecutor(max_workers=LINK_THREADS) as pool:
-        return sum(pool.map(one, lookup.misses))
+    return sum(_chunked(list(lookup.misses), one))
 
 
 def write_entry(entry: Path, pyc: str) -> None:
