@@ -16,9 +16,13 @@ which its 16-byte header holds and a hit compares with the source in hand.
 
 Hard links, not small files holding the .pyc's sha256: a new inode costs 150-250 us on this
 project's test machine (ext4) and a link 15 us, so recording numpy + pandas' 1,970 sources
-took 0.39 s of a 7.3 s first build as symbolic links, and takes 0.03 s as hard links, with
+took 0.39 s of a 7.3 s first build as symbolic links, and takes 0.05 s as hard links, with
 no inode and no block per entry. One directory, not 256: making them cost a first build
 65 ms more.
+
+A first build (an empty index) reads nothing but still records: 0.03 s computing keys and
+0.05 s linking entries of an 8.3 s numpy + pandas build (1%), which the first variant gets
+back many times over (its compile step: 4-6 s down to 0.1 s).
 
 Invariants:
 
