@@ -325,7 +325,11 @@ def verify(
                 "stored_files": [
                     {**asdict(s), "environments": list(s.environments)} for s in stored
                 ],
-                "bytecode_index": asdict(index),
+                "bytecode_index": {
+                    "entries": index.entries,
+                    "orphans": index.orphans,
+                    "removed": index.removed,
+                },
             }
         )
     else:
