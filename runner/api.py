@@ -262,9 +262,15 @@ def _load_lock(lock_path: str) -> Lock | None:
 
 
 def ensure_environment(
-    prepared: Prepared, options: RunOptions, cache: Cache, reporter: Reporter
+    prepared: Prepared,
+    options: RunOptions,
+    cache: Cache,
+    reporter: Reporter,
+    *,
+    background_bytecode: bool = False,
 ) -> Path:
-    """Return a published environment for the spec, building it (once) if needed."""
+    """Return a published environment for the spec, building it (once) if needed (a large
+    one without its bytecode, with `background_bytecode`: see `runner.bgcompile`)."""
     spec = prepared.spec
     key = spec.key
     for note in prepared.notes:
@@ -300,7 +306,9 @@ def ensure_environment(
             f"building an environment for {label} ({describe_requirements(spec.requirements)})"
         )
         installer = get_installer(options.installer)
-        env_dir = _build(prepared, options, cache, installer, reporter)
+        env_dir = _build(
+            prepared, options, cache, installer, reporter, background_bytecode=background_bytecode
+        )
         checkpoint("publish", cache.config)
         cache.publish(key, env_dir)
         reporter.info(f"environment ready in {reporter.elapsed():.1f} s")
@@ -338,7 +346,13 @@ def start_auto_prune(cache: Cache) -> bool:
 
 
 def _build(
-    prepared: Prepared, options: RunOptions, cache: Cache, installer: Installer, reporter: Reporter
+    prepared: Prepared,
+    options: RunOptions,
+    cache: Cache,
+    installer: Installer,
+    reporter: Reporter,
+    *,
+    background_bytecode: bool = False,
 ) -> Path:
     """Build the spec, from the lock's pinned artifacts when there is a matching lock."""
     spec = prepared.spec
@@ -363,6 +377,7 @@ def _build(
                 offline=options.offline,
                 refresh=options.refresh,
                 pinned_file=pinned_file,
+                background_bytecode=background_bytecode,
             )
         except InstallError as exc:
             if (
@@ -393,11 +408,22 @@ def _build(
 
 
 def environment_for(
-    script: Script, options: RunOptions, cache: Cache, reporter: Reporter
+    script: Script,
+    options: RunOptions,
+    cache: Cache,
+    reporter: Reporter,
+    *,
+    background_bytecode: bool = False,
 ) -> tuple[Prepared, Path]:
+    """The script's environment, found or built, with its alias written.
+
+    Its bytecode is complete on return unless `background_bytecode` (`run`: the script
+    starts while a background job compiles a large environment, `runner.bgcompile`)."""
     cache.ensure()
     prepared = prepare(script, options, cache)
-    env_dir = ensure_environment(prepared, options, cache, reporter)
+    env_dir = ensure_environment(
+        prepared, options, cache, reporter, background_bytecode=background_bytecode
+    )
     if prepared.digest is not None:
         cache.write_alias(
             prepared.digest,
@@ -414,6 +440,13 @@ def environment_for(
             script=os.path.abspath(script.path),
             expires=prepared.alias_expires,
         )
+    if os.path.lexists(env_dir / layout.BYTECODE_PENDING):
+        from runner import bgcompile
+
+        if background_bytecode:
+            bgcompile.start_background(env_dir, cache, reporter)
+        else:
+            bgcompile.finish(env_dir, cache, reporter)
     return prepared, env_dir
 
 
@@ -431,7 +464,7 @@ def run(
 
     script = load_script(script_path, data, reporter)
     for _attempt in range(3):
-        _, env_dir = environment_for(script, options, cache, reporter)
+        _, env_dir = environment_for(script, options, cache, reporter, background_bytecode=True)
         lease = start.take_lease(str(env_dir))
         if lease is None:
             # Cleanup removed it between publish and lease: build again.

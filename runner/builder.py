@@ -21,12 +21,17 @@ from runner.config import Config
 from runner.errors import InstallError
 from runner.fsutil import atomic_write_text, fsync_dir, remove_tree
 from runner.installers import Installer, InstallFailed, InstallRequest, Problem, UvInstaller
+from runner.interpreters import Interpreter
 from runner.records import Distribution, installed_distributions
 from runner.report import Reporter
 from runner.spec import EnvSpec
 from runner.venvs import Created, create_venv, is_own_interpreter
 
 MANIFEST_FORMAT = 1
+# From this many modules on, `build(background_bytecode=True)` publishes first and the
+# bytecode is compiled in the background (`runner.bgcompile`); below it, compiling first
+# costs less than starting the background job (measured: PLACEHOLDER).
+BACKGROUND_MIN_FILES = 200
 
 
 def _installed(site_packages: tuple[str, ...]) -> dict[str, Distribution]:
@@ -128,12 +133,17 @@ def create(
 
 
 def compile_bytecode(
-    created: Created, reporter: Reporter, *, same_interpreter: bool, env_dir: Path | None = None
+    created: Created,
+    reporter: Reporter,
+    *,
+    same_interpreter: bool,
+    env_dir: Path | None = None,
+    force: bool = False,
 ) -> None:
     """Compile the environment's site-packages in parallel (installers were told not to).
 
-    One step of its own: it runs after the installed files are final and before the
-    manifest, so everything a published environment will ever import is compiled.
+    One step of its own: it runs after the installed files are final, so everything the
+    environment will ever import is compiled (`compile_and_share_bytecode`).
     """
     reporter.phase("compiling bytecode")
     begun = time.monotonic()
@@ -144,6 +154,7 @@ def compile_bytecode(
         stream=reporter.verbose,
         # Environment-relative file names: byte-identical bytecode can be shared.
         relative_to=str(env_dir) if env_dir is not None else None,
+        force=force,
     )
     took = time.monotonic() - begun
     if not done.ok:
@@ -156,6 +167,84 @@ def compile_bytecode(
         f"compiled {done.files} files{skipped} with {done.workers} "
         f"worker{'s' if done.workers != 1 else ''} in {took:.2f} s"
     )
+
+
+def compile_and_share_bytecode(
+    env_dir: Path,
+    created: Created,
+    cache: Cache,
+    reporter: Reporter,
+    *,
+    interpreter: Interpreter | None,
+    sources: filestore.ShareResult | None,
+    same_interpreter: bool,
+    background: bool = False,
+    force: bool = False,
+) -> bool:
+    """The bytecode step, in one place: link the .pyc files the bytecode index holds for
+    these sources (`runner.pycindex`), compile the rest, share the bytecode through the file
+    store and record what was compiled in the index. `sources`: what sharing the sources
+    did (None: they were not shared, so neither is the bytecode, nor is the index used);
+    `interpreter`: the environment's (None: unknown, no index).
+
+    `build` runs it before the manifest. With `background`, when BACKGROUND_MIN_FILES
+    modules or more are left to compile after the index, it stops there instead and
+    prepares the environment to be published without them (`defer_bytecode`); the
+    background job (`runner.bgcompile`) runs the step again after publish. Every file it
+    writes appears by an atomic rename or link (py_compile's temporary file, the index's and
+    the file store's links), so a script running meanwhile sees each .pyc whole or not at
+    all. Returns whether it deferred.
+    """
+    known = None
+    if interpreter is not None:
+        # Bytecode the store holds for these very sources is linked, not compiled again.
+        known = pycindex.link_before_compile(
+            env_dir, created.site_packages, cache, interpreter, sources, reporter
+        )
+    checkpoint("indexed", cache.config)
+    if background:
+        modules = bytecode.python_files(created.site_packages)
+        left = len(known.misses) if known is not None else len(modules)
+        if left >= BACKGROUND_MIN_FILES and defer_bytecode(env_dir, modules):
+            reporter.detail(
+                f"publishing before the bytecode of {left} modules is compiled: it is "
+                "compiled in the background"
+            )
+            return True
+    compile_bytecode(
+        created, reporter, same_interpreter=same_interpreter, env_dir=env_dir, force=force
+    )
+    checkpoint("compiled", cache.config)
+    if sources is not None:
+        compiled = _share(env_dir, cache, reporter, bytecode_only=True)
+        pycindex.record_after_compile(known, compiled, reporter)
+    return False
+
+
+def defer_bytecode(env_dir: Path, files: list[str]) -> bool:
+    """Prepare an unpublished environment to get its bytecode after publish: make every
+    `__pycache__` directory the compile will fill, then the pending marker, locked once to
+    check that this filesystem can lock it; False (nothing deferred) where it cannot.
+
+    The directories come first because making one changes its parent's mtime, and the warm
+    alias records the mtimes of site-packages and the packages in it: made after publish,
+    they would send every later run cold. Filling a `__pycache__` changes only its own.
+    """
+    for directory in sorted({os.path.dirname(f) for f in files}):
+        os.makedirs(os.path.join(directory, "__pycache__"), exist_ok=True)
+    marker = env_dir / layout.BYTECODE_PENDING
+    fd = os.open(marker, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (ImportError, OSError):
+        # No flock (or not here): a job could not tell whether another one runs.
+        os.close(fd)
+        os.unlink(marker)
+        return False
+    os.close(fd)
+    return True
 
 
 def make_durable(env_dir: Path, reporter: Reporter, config: Config) -> None:
@@ -226,11 +315,17 @@ def build(
     offline: bool = False,
     refresh: bool = False,
     pinned_file: Path | None = None,
+    background_bytecode: bool = False,
 ) -> Path:
     """Build `spec` in a fresh store directory and return it, complete but unpublished.
 
     On any failure the directory is removed; if the process is killed instead, it stays
     behind unpublished, where nothing reads it and prune removes it.
+
+    With `background_bytecode`, an environment with BACKGROUND_MIN_FILES modules or more to
+    compile (after the bytecode index) is left without them, marked pending
+    (`defer_bytecode`): the caller publishes it and starts the background compile
+    (`runner.bgcompile`).
     """
     env_dir = cache.new_build_dir(spec.key)
     try:
@@ -263,24 +358,19 @@ def build(
         sharing = cache.config.link_mode == "link"
         shared = _share(env_dir, cache, reporter, bytecode_only=False) if sharing else None
         checkpoint("shared", cache.config)
-        # Bytecode the store holds for these very sources is linked, not compiled again.
-        known = pycindex.link_before_compile(
-            env_dir, created.site_packages, cache, spec.interpreter, shared, reporter
-        )
-        checkpoint("indexed", cache.config)
         # Even without requirements: environment creators may leave modules in
         # site-packages (uv venv's _virtualenv.py), and a first import that writes their
         # bytecode would change the directory the warm alias records.
-        compile_bytecode(
+        compile_and_share_bytecode(
+            env_dir,
             created,
+            cache,
             reporter,
+            interpreter=spec.interpreter,
+            sources=shared,
             same_interpreter=is_own_interpreter(spec.interpreter),
-            env_dir=env_dir,
+            background=background_bytecode,
         )
-        checkpoint("compiled", cache.config)
-        if shared is not None:
-            compiled = _share(env_dir, cache, reporter, bytecode_only=True)
-            pycindex.record_after_compile(known, compiled, reporter)
         # The lease file exists before the manifest: an env with a manifest is leasable.
         (env_dir / layout.LEASE_NAME).touch()
         write_manifest(env_dir, spec, installed, installer.name, created.python)

@@ -36,6 +36,7 @@ for root in sys.argv[1:]:
         files.extend(os.path.join(dirpath, n) for n in filenames if n.endswith(".py"))
 compile_one = functools.partial(
     compileall.compile_file,
+    force=FORCE,
     quiet=1,
     invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP,
 )
@@ -79,11 +80,11 @@ class Compiled:
     output: str
 
 
-def program(relative_to: str | None = None) -> str:
+def program(relative_to: str | None = None, force: bool = False) -> str:
     """The compile program, with its constants."""
     return (
         f"MARK = {_MARK!r}\nMIN_FILES_PER_WORKER = {MIN_FILES_PER_WORKER}\n"
-        f"RELATIVE_TO = {relative_to!r}\n" + _PROGRAM
+        f"RELATIVE_TO = {relative_to!r}\nFORCE = {force!r}\n" + _PROGRAM
     )
 
 
@@ -94,6 +95,7 @@ def compile_tree(
     same_interpreter: bool = False,
     stream: bool = False,
     relative_to: str | None = None,
+    force: bool = False,
 ) -> Compiled:
     """Compile every `.py` under `roots` with `python`; never raises for a file that fails.
 
@@ -102,17 +104,20 @@ def compile_tree(
     With `relative_to` (the environment), each .pyc records its source's path relative to
     it: the import system puts the real path back when it loads a .pyc beside its source,
     and the same source compiled in two environments gives the same bytes (filestore).
+    A .pyc whose header already matches its source (magic number, timestamp mode, mtime)
+    is kept, as compileall keeps it, unless `force`: then every file is written again
+    (atomically: py_compile writes a temporary file and renames it).
     """
     found = python_files(roots)
     if not found:  # nothing to compile: no interpreter to start
         return Compiled(files=0, failed=0, workers=0, ok=True, output="")
     if same_interpreter and len(found) < 2 * MIN_FILES_PER_WORKER:
-        return _compile_here(found, relative_to)
+        return _compile_here(found, relative_to, force)
     env = proc.child_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     try:
         outcome = proc.run(
-            [python, "-I", "-c", program(relative_to), *roots], env=env, stream=stream
+            [python, "-I", "-c", program(relative_to, force), *roots], env=env, stream=stream
         )
     except OSError as exc:
         return Compiled(files=0, failed=0, workers=0, ok=False, output=str(exc))
@@ -134,7 +139,9 @@ def python_files(roots: tuple[str, ...]) -> list[str]:
     return files
 
 
-def _compile_here(files: list[str], relative_to: str | None = None) -> Compiled:
+def _compile_here(
+    files: list[str], relative_to: str | None = None, force: bool = False
+) -> Compiled:
     import compileall
     import contextlib
     import io
@@ -146,7 +153,11 @@ def _compile_here(files: list[str], relative_to: str | None = None) -> Compiled:
         for path in files:
             ddir = os.path.relpath(os.path.dirname(path), relative_to) if relative_to else None
             if not compileall.compile_file(
-                path, ddir, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP
+                path,
+                ddir,
+                force=force,
+                quiet=1,
+                invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP,
             ):
                 failed += 1
     return Compiled(len(files), failed, workers=1 if files else 0, ok=True, output=out.getvalue())

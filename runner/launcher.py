@@ -13,7 +13,7 @@ import sys
 
 from runner import alias, blocks, layout, options, trust
 from runner.config import Config
-from runner.start import exec_environment, now_ns, take_lease
+from runner.start import bytecode_unattended, exec_environment, now_ns, take_lease
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -154,6 +154,9 @@ def try_alias(root: str, digest: str, parsed: "ParsedRun", config: Config) -> No
         return
     fd = take_lease(env_dir)
     if fd is None:
+        return
+    if bytecode_unattended(env_dir):  # its background compile was killed: the cold path
+        os.close(fd)  # starts it again
         return
     try:
         exec_environment(env_dir, parsed.script, parsed.args, config)

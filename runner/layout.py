@@ -3,6 +3,7 @@
 CACHEDIR.TAG            marks the tree as a cache for backup tools
 envs/<key>              pointer (symlink, or a small file) to a published store dir
 store/<key>-<token>/    an immutable environment, runner-env.json manifest inside
+  runner-bytecode-pending  its bytecode is still to be compiled (a background job holds it)
 locks/<key>.lock        build lock (never deleted: that would break mutual exclusion)
 locks/alias-<digest>.lock  serializes cold starts of one script (launcher waiters)
 locks/<key>.built       when the build that published envs/<key> started (--refresh reuse)
@@ -20,6 +21,9 @@ import sys
 
 MANIFEST_NAME = "runner-env.json"
 LEASE_NAME = "runner-lease"
+# Written before the manifest of an environment published without its bytecode; a background
+# compile holds it locked (flock) while it works and removes it when done (runner.bgcompile).
+BYTECODE_PENDING = "runner-bytecode-pending"
 CACHEDIR_TAG_NAME = "CACHEDIR.TAG"
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"

@@ -1002,8 +1002,21 @@ def verify(cache: Cache, *, repair: bool = False) -> tuple[EnvCheck, ...]:
         action = None
         if problems and repair:
             action = sweep.unpublish_only(scan, env_dir)
+        elif repair and _finish_bytecode(cache, env_dir):
+            action = "compiled its bytecode"
         checks.append(EnvCheck(key_of(env_dir) or "", str(env_dir), state, problems, action))
     return tuple(checks)
+
+
+def _finish_bytecode(cache: Cache, env_dir: Path) -> bool:
+    """Compile the bytecode a killed background job left pending (`runner.bgcompile`)."""
+    from runner import start
+
+    if not start.bytecode_unattended(str(env_dir)):
+        return False
+    from runner import bgcompile
+
+    return bgcompile.finish(env_dir, cache, Reporter(quiet=True))
 
 
 # --------------------------------------------------------------------------- file store

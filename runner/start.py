@@ -57,6 +57,28 @@ def take_lease(env_dir: str) -> int | None:
     return fd
 
 
+def bytecode_unattended(env_dir: str) -> bool:
+    """Whether the environment's bytecode is pending with no background compile working on
+    it (the job was killed): then the cold path starts it again (`runner.bgcompile`).
+
+    Costs the warm path one failed `open` when nothing is pending (the usual case). Where
+    the lock cannot be taken for another reason than a holder, nothing can tell: False.
+    """
+    try:
+        fd = os.open(os.path.join(env_dir, layout.BYTECODE_PENDING), os.O_RDONLY | os.O_CLOEXEC)
+    except (OSError, AttributeError):
+        return False
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (ImportError, OSError):
+        return False  # a compile holds it, or this filesystem cannot lock
+    finally:
+        os.close(fd)  # releases the lock at once
+    return True
+
+
 def now_ns() -> int:
     import time  # builtin module, no file I/O
 

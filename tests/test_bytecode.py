@@ -198,3 +198,26 @@ def test_a_compile_step_that_cannot_run_does_not_fail_the_build(tmp_path: Path) 
 def test_nothing_to_compile_starts_no_interpreter(tmp_path: Path) -> None:
     done = bytecode.compile_tree(str(tmp_path / "no-python"), (str(tmp_path),))
     assert (done.ok, done.files) == (True, 0)
+
+
+@pytest.mark.parametrize("same_interpreter", [False, True])
+def test_an_up_to_date_pyc_is_kept_unless_forced(tmp_path: Path, same_interpreter: bool) -> None:
+    """What the background compile does with the .pyc a running script wrote meanwhile
+    (its absolute file name inside): kept while its header matches the source; a
+    restarted job (`force`) writes every file again, atomically (a new inode)."""
+    import importlib.util
+    import marshal
+    import py_compile
+
+    write_tree(tmp_path, 2 if same_interpreter else 100)
+    source = tmp_path / "p1" / "m1.py"
+    own = Path(importlib.util.cache_from_source(str(source)))
+    py_compile.compile(str(source), cfile=str(own), dfile=str(source), doraise=True)
+    before = own.stat().st_ino
+    kwargs = {"same_interpreter": same_interpreter, "relative_to": str(tmp_path)}
+    assert bytecode.compile_tree(sys.executable, (str(tmp_path),), **kwargs).ok
+    assert own.stat().st_ino == before
+    assert marshal.loads(own.read_bytes()[16:]).co_filename == str(source)
+    assert bytecode.compile_tree(sys.executable, (str(tmp_path),), force=True, **kwargs).ok
+    assert own.stat().st_ino != before
+    assert marshal.loads(own.read_bytes()[16:]).co_filename == os.path.join("p1", "m1.py")

@@ -33,11 +33,13 @@ def make_wheel(
     console_scripts: dict[str, str] | None = None,
     requires_python: str | None = None,
     extras: dict[str, list[str]] | None = None,
+    other_files: dict[str, str] | None = None,
 ) -> Path:
     """Write a pure-Python wheel `name-version-py3-none-any.whl` and return its path.
 
     `modules` maps a module name to its source; by default one module `<name>` with
-    `VERSION = "<version>"`.
+    `VERSION = "<version>"`. `other_files` maps paths in site-packages (a `.pth` file) to
+    their text.
     """
     directory.mkdir(parents=True, exist_ok=True)
     dist = name.replace("-", "_")
@@ -56,6 +58,7 @@ def make_wheel(
     files: dict[str, bytes] = {
         f"{mod.replace('.', '/')}.py": src.encode() for mod, src in modules.items()
     }
+    files.update({path: text.encode() for path, text in (other_files or {}).items()})
     files[f"{info}/METADATA"] = ("\n".join(meta) + "\n").encode()
     files[f"{info}/WHEEL"] = (
         b"Wheel-Version: 1.0\nGenerator: runner-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"

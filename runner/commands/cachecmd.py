@@ -345,6 +345,9 @@ def verify(
                 f"runner: {index.orphans} of {index.entries} bytecode index entries link no "
                 f"stored file: never used{done}"
             )
+        for c in checks:
+            if c.ok and c.action:
+                _err(f"runner: {c.path}: {c.action}")
         for c in bad:
             _err(f"runner: damaged environment {c.path}:")
             for problem in c.problems:

@@ -1,0 +1,276 @@
+"""Bytecode compiled after publish: the background job for large environments, and the places
+that start it (`runner run`) or finish it in the foreground (`runner sync`, `cache verify
+--repair`).
+
+`builder.build(background_bytecode=True)` publishes an environment of
+`builder.BACKGROUND_MIN_FILES` modules or more before compiling it, with its `__pycache__`
+directories made and the marker `runner-bytecode-pending` beside its manifest
+(`builder.defer_bytecode`). Right after publishing, the run starts the job detached
+(`python -m runner.bgcompile`, niced, output appended to the build's log in `logs/`), and
+the job
+
+1. holds the marker locked (flock LOCK_EX): one job per environment. The run takes the lock
+   before starting the job, which inherits it, so the marker never looks abandoned while a
+   job is on its way;
+2. holds the environment's lease (flock LOCK_SH, as a running script does): prune and clean
+   skip the environment and never wait for it;
+3. runs `builder.compile_and_share_bytecode`, the build's own bytecode step;
+4. flushes the cache's filesystem (unless RUNNER_NO_SYNC), then removes the marker: a
+   marker that is gone means bytecode that is on disk.
+
+A marker nobody holds means a job was killed. The warm path notices (one failed `open`
+when there is no marker: `start.bytecode_unattended`) and takes the cold path, which
+starts the job again; `runner sync` and `cache verify --repair` finish it in the
+foreground. Every start is counted in the marker; a restarted job rewrites every .pyc
+(after a power cut a .pyc written without fsync may be cut short behind a valid header,
+which compileall would keep), and after MAX_STARTS the marker goes: the environment works
+without its bytecode, only slower to import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sys
+import time
+from pathlib import Path
+
+from runner import durable, layout, records, start
+from runner.builder import checkpoint, compile_and_share_bytecode
+from runner.cache import Cache
+from runner.filestore import ShareResult
+from runner.interpreters import Interpreter
+from runner.report import Reporter
+from runner.venvs import Created
+
+# A job that was started this many times without finishing is not started again.
+MAX_STARTS = 3
+# The job yields the processor to the script that just started (and to everything else).
+NICE = 10
+
+
+def marker_path(env_dir: Path) -> Path:
+    return env_dir / layout.BYTECODE_PENDING
+
+
+def claim(env_dir: Path, *, wait: bool) -> int | None:
+    """The pending marker's descriptor, locked exclusively: the right to compile. None if
+    nothing is pending or the marker cannot be locked, or (without `wait`) a job holds it."""
+    path = marker_path(env_dir)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        # The holder may have finished (and removed the marker) before we got the lock.
+        if os.fstat(fd).st_ino != os.stat(path).st_ino:
+            raise FileNotFoundError(errno.ENOENT, "finished meanwhile")
+    except (ImportError, OSError):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _count_start(fd: int) -> int:
+    """Add one to the starts recorded in the (claimed) marker; the new count."""
+    text = os.pread(fd, 32, 0).strip()
+    starts = (int(text) if text.isdigit() else 0) + 1
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(starts).encode("ascii"), 0)
+    return starts
+
+
+def _give_up(env_dir: Path, starts: int, reporter: Reporter) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(marker_path(env_dir))
+    reporter.detail(
+        f"not compiling the bytecode of {env_dir} again: {starts - 1} background compiles "
+        "were started and none finished; its modules are compiled as they are imported"
+    )
+
+
+def start_background(env_dir: Path, cache: Cache, reporter: Reporter) -> None:
+    """`runner run`, after it published or found an environment: start the background
+    compile if the bytecode is pending and no job is at it. Never waits, never raises."""
+    fd = claim(env_dir, wait=False)
+    if fd is None:
+        if os.path.lexists(marker_path(env_dir)):
+            reporter.detail(f"the bytecode of {env_dir} is being compiled in the background")
+        return
+    try:
+        starts = _count_start(fd)
+        if starts > MAX_STARTS:
+            _give_up(env_dir, starts, reporter)
+            return
+        if starts > 1:
+            reporter.detail(
+                f"the background bytecode compile of {env_dir} did not finish (it was "
+                "stopped); starting it again"
+            )
+        log = cache.log_path(env_dir.name.partition("-")[0])
+        pid = _spawn(
+            [sys.executable, "-m", "runner.bgcompile", "--fd", str(fd), str(env_dir)], fd, log
+        )
+        reporter.detail(
+            f"compiling the bytecode in the background (pid {pid or '?'}, output in {log}); "
+            "the script starts now, and imports what is not compiled yet from source"
+        )
+    except OSError as exc:
+        reporter.detail(
+            f"could not start the background bytecode compile ({exc}); the next run tries again"
+        )
+    finally:
+        os.close(fd)  # the job holds the lock through its own copy
+
+
+def _spawn(cmd: list[str], fd: int, log: Path) -> int | None:
+    """Start `cmd` detached, with `fd` kept open; its process id where known.
+
+    Through `sh -c 'CMD &'`: sh exits at once, so the job is adopted by init, never a child
+    of the script this process is about to become (the script may wait for any child, or
+    count them). In a session of its own: a Ctrl-C in the terminal does not reach it.
+    """
+    import subprocess
+
+    with open(log, "a", encoding="utf-8") as err:
+        if os.path.exists("/bin/sh"):
+            child = subprocess.Popen(
+                ["/bin/sh", "-c", '"$@" </dev/null >/dev/null & echo $!', "sh", *cmd],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                pass_fds=(fd,),
+                start_new_session=True,
+            )
+            out, _ = child.communicate(timeout=60)
+            text = out.decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else None
+        job = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            pass_fds=(fd,),
+            start_new_session=True,
+        )
+        return job.pid
+
+
+def finish(env_dir: Path, cache: Cache, reporter: Reporter) -> bool:
+    """Compile pending bytecode now, in this process (`runner sync`, `cache verify
+    --repair`), after waiting for a job that is at it; whether this call compiled it."""
+    fd = claim(env_dir, wait=False)
+    if fd is None and os.path.lexists(marker_path(env_dir)):
+        reporter.info(f"waiting for the background bytecode compile of {env_dir}")
+        fd = claim(env_dir, wait=True)
+    if fd is None:
+        return False
+    try:
+        starts = _count_start(fd)
+        return compile_pending(env_dir, cache, reporter, force=starts > 1)
+    finally:
+        os.close(fd)
+        reporter.end_status()
+
+
+def compile_pending(env_dir: Path, cache: Cache, reporter: Reporter, *, force: bool) -> bool:
+    """The job, holding the claim: lease, compile and share, flush, remove the marker.
+    Whether it compiled (False: the environment is gone). A failing compile is not a
+    failure: the environment works without bytecode, so the marker goes all the same."""
+    lease = start.take_lease(str(env_dir))
+    if lease is None:  # removed by a cleanup meanwhile: nothing to compile
+        reporter.detail(f"{env_dir} is gone; nothing to compile")
+        return False
+    try:
+        checkpoint("background-compile", cache.config)
+        began = time.monotonic()
+        created = Created(
+            python=layout.env_python(str(env_dir)),
+            site_packages=tuple(str(p) for p in records.site_packages(env_dir)),
+        )
+        try:
+            compile_and_share_bytecode(
+                env_dir,
+                created,
+                cache,
+                reporter,
+                interpreter=_interpreter(env_dir, cache),
+                # The build shared the sources; their digests are not known here (the
+                # bytecode index hashes what it needs).
+                sources=ShareResult(0, 0, 0, 0, 0) if cache.config.link_mode == "link" else None,
+                same_interpreter=False,
+                force=force,
+            )
+        except Exception as exc:
+            reporter.warn(f"the bytecode compile of {env_dir} failed: {exc!r}")
+        if cache.config.sync:
+            # Only now may the marker go: a .pyc cut short by a power cut would fail its
+            # import (the header would pass), and a later job keeps what looks up to date.
+            durable.flush(env_dir)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker_path(env_dir))
+        reporter.detail(f"the bytecode of {env_dir} is complete ({time.monotonic() - began:.2f} s)")
+        return True
+    finally:
+        os.close(lease)
+
+
+def _interpreter(env_dir: Path, cache: Cache) -> Interpreter | None:
+    """The environment's interpreter as the build probed it (cached in `interpreters/`),
+    for the bytecode index's keys; None if it cannot be told."""
+    from runner import interpreters
+    from runner.errors import RunnerError
+
+    manifest = cache.read_manifest(env_dir)
+    described = manifest.get("interpreter") if manifest else None
+    path = described.get("path") if isinstance(described, dict) else None
+    if not isinstance(path, str):
+        return None
+    try:
+        return interpreters.probe(path, cache.root)
+    except RunnerError:
+        return None
+
+
+def main(argv: list[str]) -> int:
+    """`python -m runner.bgcompile [--fd N] STORE_DIR`: the detached job. With `--fd` it
+    holds the claim its starter took; without, it claims the marker itself."""
+    fd: int | None = None
+    if len(argv) == 3 and argv[0] == "--fd" and argv[1].isdigit():
+        fd = int(argv[1])
+    elif len(argv) != 1:
+        sys.stderr.write("usage: python -m runner.bgcompile [--fd N] STORE_DIR\n")
+        return 2
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(NICE)
+    from runner.config import Config
+
+    cache = Cache(config=Config.from_environ())
+    env_dir = Path(argv[-1])
+    reporter = Reporter(verbose=True)  # standard error is the build's log
+    if env_dir.parent != cache.store or layout.store_key(env_dir.name) is None:
+        reporter.warn(f"{env_dir} is not an environment of the cache at {cache.root}")
+        return 2
+    if fd is None:
+        fd = claim(env_dir, wait=False)
+        if fd is None:
+            reporter.detail(f"nothing to do for {env_dir}: no pending bytecode, or a job is at it")
+            return 0
+        starts = _count_start(fd)
+    else:
+        text = os.pread(fd, 32, 0).strip()
+        starts = int(text) if text.isdigit() else 1
+    reporter.detail(f"compiling the bytecode of {env_dir} (start {starts}) at pid {os.getpid()}")
+    try:
+        compile_pending(env_dir, cache, reporter, force=starts > 1)
+    finally:
+        os.close(fd)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
