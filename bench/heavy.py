@@ -9,10 +9,16 @@ kept), which is what a user sees the first time a script with known packages run
 take turns (interleaved), so drift on a busy machine hits all of them alike.
 
 Measured: runner with its default installer, `--installer pip` and `--installer uv`;
-`pipx run` (pip backend); `uv run --script`; `uv run --compile-bytecode --script`. Then a warm
-run after a build, with PYTHONDONTWRITEBYTECODE=1 and unset; then (with --batch N) N copies
-started at once on a cold cache, runner's default against uv run. pipx and uv come from
-beside this Python or PATH, else they are installed once into ~/.cache/runner-bench/tools.
+`pipx run` (pip backend); `uv run --script`; `uv run --compile-bytecode --script`. runner
+publishes a large environment before compiling its bytecode and compiles it in a detached
+background job, so each runner run is timed twice: to the script's exit (what the user
+waits for) and until the background compile is done (its marker gone; everything compiled,
+as after `uv run --compile-bytecode` or pipx). This process makes itself the child
+subreaper (Linux), so the detached job is reaped here and its CPU time is counted.
+Then a warm run after a build and its background compile, with PYTHONDONTWRITEBYTECODE=1
+and unset; then (with --batch N) N copies started at once on a cold cache, runner's default
+against uv run. pipx and uv come from beside this Python or PATH, else they are installed
+once into ~/.cache/runner-bench/tools.
 
 Prints medians, min-max spread and the ratios against issue 14's targets.
 
@@ -22,10 +28,12 @@ Prints medians, min-max spread and the ratios against issue 14's targets.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import glob
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -44,7 +52,60 @@ TARGETS = [
     ("runner-pip", "pipx-run", 0.75),
     ("runner-uv", "uv-run-pyc", 1.1),
 ]
-INFORMATIVE = [("runner-default", "uv-run"), ("runner-uv", "uv-run")]
+# Issue 14's stretch target: the first run, to the script's exit, against uv run (no bytecode).
+STRETCH = [("runner-default", "uv-run", 1.2)]
+INFORMATIVE = [("runner-uv", "uv-run"), ("runner-default", "uv-run-pyc")]
+PENDING = "runner-bytecode-pending"  # runner.layout.BYTECODE_PENDING
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (runner's detached compile), so their CPU time reaches
+    RUSAGE_CHILDREN once reaped (`reap_orphans`). Linux only."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(36, 1, 0, 0, 0) == 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_orphans() -> None:
+    """Wait for adopted children (a background compile ending after its marker is gone)."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def _timeout(signum: int, frame: object) -> None:
+    raise TimeoutError
+
+
+def wait_compiled(cache: Path, timeout: int = 900) -> None:
+    """Until every background compile in the runner cache at `cache` has finished: a
+    blocking flock on each pending marker (the job holds it exclusively while it works)."""
+    previous = signal.signal(signal.SIGALRM, _timeout)
+    signal.alarm(timeout)
+    try:
+        for marker in glob.glob(str(cache / "store" / "*" / PENDING)):
+            try:
+                fd = os.open(marker, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            finally:
+                os.close(fd)
+            if os.path.exists(marker):
+                raise SystemExit(f"a background compile ended without finishing: {marker}")
+    except TimeoutError:
+        raise SystemExit(f"background compile still running after {timeout} s") from None
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    reap_orphans()
 
 
 def base_python() -> str:
@@ -135,16 +196,23 @@ class Tool:
         name: str,
         fresh: Callable[[Path], tuple[list[str], dict[str, str]]],
         reset: Callable[[], None] = lambda: None,
+        settle: Callable[[Path], None] = lambda work: None,
     ):
-        self.name, self.fresh, self.reset = name, fresh, reset
+        self.name, self.fresh, self.reset, self.settle = name, fresh, reset, settle
 
-    def run_once(self, scratch: Path) -> float:
+    def run_once(self, scratch: Path) -> tuple[float, float]:
+        """Seconds to the script's exit, and until its bytecode is complete (`settle`)."""
         work = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=scratch))
         self.reset()
         cmd, env = self.fresh(work)
+        cpu = children_cpu()
+        started = time.perf_counter()
         elapsed = timed(cmd, env, self.name)
+        self.settle(work)
+        compiled = time.perf_counter() - started
+        CPU.setdefault(f"{self.name} compiled", []).append(children_cpu() - cpu)
         shutil.rmtree(work, ignore_errors=True)
-        return elapsed
+        return elapsed, compiled
 
 
 CPU: dict[str, list[float]] = {}  # name -> CPU seconds (user + sys) of each timed run
@@ -185,6 +253,7 @@ def make_tools(python: str, script: Path, env: dict[str, str], scratch: Path) ->
                 [runner, "run", *extra, "--python", python, str(script)],
                 {**env, "RUNNER_CACHE_DIR": str(d / "cache")},
             ),
+            settle=lambda d: wait_compiled(d / "cache"),
         )
 
     shared = scratch / "pipx-shared"  # pipx's shared pip stays warm, like pip's cache
@@ -228,28 +297,51 @@ def cold(tools: list[Tool], runs: int, scratch: Path) -> dict[str, float]:
         t.run_once(scratch)
     CPU.clear()
     times: dict[str, list[float]] = {t.name: [] for t in tools}
+    compiled: dict[str, list[float]] = {t.name: [] for t in tools}
     for _ in range(runs):
         for t in tools:
-            times[t.name].append(t.run_once(scratch))
-    print("\ncold environment, package caches warm")
+            first, done = t.run_once(scratch)
+            times[t.name].append(first)
+            compiled[t.name].append(done)
+    print("\ncold environment, package caches warm: to the script's exit")
     for name, values in times.items():
         print(summary(name, values))
-    medians = {name: statistics.median(v) for name, v in times.items()}
-    for ours, theirs in INFORMATIVE:
-        ratio = medians[ours] / medians[theirs]
-        print(f"  {ours} / {theirs} = {ratio:.2f}  (uv run compiles no bytecode; informative)")
-    for ours, theirs, target in TARGETS:
-        ratio = medians[ours] / medians[theirs]
+    print("until the bytecode is complete (runner: its background compile; the others at exit)")
+    for name, values in compiled.items():
+        if name.startswith("runner"):
+            print(summary(name, values))
+    exits = {name: statistics.median(v) for name, v in times.items()}
+    # The others compile before they exit (pipx, uv --compile-bytecode) or never (uv run).
+    full = {
+        n: statistics.median(compiled[n]) if n.startswith("runner") else exits[n] for n in times
+    }
+    for ours, theirs, target in STRETCH:
+        ratio = exits[ours] / exits[theirs]
         verdict = "meets" if ratio <= target else "MISSES"
-        print(f"  {ours} / {theirs} = {ratio:.2f}  ({verdict} target <= {target})")
+        print(f"  {ours} / {theirs}, to exit = {ratio:.2f}  ({verdict} stretch target <= {target})")
+    for ours, theirs in INFORMATIVE:
+        print(
+            f"  {ours} / {theirs} = {exits[ours] / exits[theirs]:.2f} to exit, "
+            f"{full[ours] / exits[theirs]:.2f} until compiled (informative)"
+        )
+    for ours, theirs, target in TARGETS:
+        for label, ratio in (
+            ("to exit", exits[ours] / exits[theirs]),
+            ("until compiled", full[ours] / exits[theirs]),
+        ):
+            verdict = "meets" if ratio <= target else "MISSES"
+            print(f"  {ours} / {theirs}, {label} = {ratio:.2f}  ({verdict} target <= {target})")
     # On a loaded machine wall time mostly measures the others' load; CPU time does not.
-    print("  CPU seconds (user + sys of every process waited for), less sensitive to load:")
-    cpu = {name: statistics.median(CPU[name]) for name in times}
+    print(
+        "  CPU seconds (user + sys of every process waited for, runner's background compile "
+        "included), less sensitive to load:"
+    )
+    cpu = {name: statistics.median(CPU[f"{name} compiled"]) for name in times}
     for name in times:
         print(f"    {name:<16} median {cpu[name]:7.3f} s")
     for ours, theirs, target in TARGETS:
         print(f"    {ours} / {theirs} = {cpu[ours] / cpu[theirs]:.2f}  (wall target <= {target})")
-    return medians
+    return exits
 
 
 def warm(
@@ -267,6 +359,8 @@ def warm(
         shutil.rmtree(env_dir, ignore_errors=True)  # built afresh below, without bytecode
     for name, (cmd, case_env) in cases.items():
         timed(cmd, case_env, name)  # the build
+        if "RUNNER_CACHE_DIR" in case_env:
+            wait_compiled(Path(case_env["RUNNER_CACHE_DIR"]))  # and its background compile
     times: dict[str, list[float]] = {}
     for _ in range(runs):
         for name, (cmd, case_env) in cases.items():
@@ -287,7 +381,10 @@ def warm(
         print(f"  {name}: =1 / unset = {set_ / unset:.2f}{verdict}{note}")
 
 
-def simultaneous(cmd: list[str], env: dict[str, str], count: int) -> float:
+def simultaneous(
+    cmd: list[str], env: dict[str, str], count: int, settle: Callable[[], None] = lambda: None
+) -> tuple[float, float]:
+    """Wall seconds until the last of `count` copies ends, and until `settle` returns."""
     started = time.perf_counter()
     procs = [
         subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -299,7 +396,9 @@ def simultaneous(cmd: list[str], env: dict[str, str], count: int) -> float:
         failed += p.returncode != 0 or out.strip() != "ok"
     if failed:
         raise SystemExit(f"{failed} of {count} simultaneous runs failed: {cmd}")
-    return time.perf_counter() - started
+    ended = time.perf_counter() - started
+    settle()
+    return ended, time.perf_counter() - started
 
 
 def batch(
@@ -314,29 +413,34 @@ def batch(
 ) -> None:
     uv_cache = Path(env["UV_CACHE_DIR"])
     walls: dict[str, list[float]] = {"runner-default": [], "uv-run": []}
+    compiled: list[float] = []
     for i in range(rounds):
         cache = scratch / f"batch-{i}"
-        walls["runner-default"].append(
-            simultaneous(
-                [runner, "run", "--python", python, str(script)],
-                {**env, "RUNNER_CACHE_DIR": str(cache)},
-                count,
-            )
+        ended, done = simultaneous(
+            [runner, "run", "--python", python, str(script)],
+            {**env, "RUNNER_CACHE_DIR": str(cache)},
+            count,
+            settle=lambda cache=cache: wait_compiled(cache),
         )
+        walls["runner-default"].append(ended)
+        compiled.append(done)
         shutil.rmtree(cache, ignore_errors=True)
         for env_dir in glob.glob(str(uv_cache / "environments-v*")):
             shutil.rmtree(env_dir, ignore_errors=True)
         walls["uv-run"].append(
             simultaneous(
                 [uv, "run", "--quiet", "--python", python, "--script", str(script)], env, count
-            )
+            )[0]
         )
     print(f"\n{count} copies started at once, cold environment, wall until the last ends")
     for name, values in walls.items():
         print(summary(name, values))
+    print(summary("runner-default, until its bytecode is complete", compiled))
     ratio = statistics.median(walls["runner-default"]) / statistics.median(walls["uv-run"])
     verdict = "meets" if ratio <= 1.3 else "MISSES"
     print(f"  runner-default / uv-run = {ratio:.2f}  ({verdict} target <= 1.3)")
+    ratio = statistics.median(compiled) / statistics.median(walls["uv-run"])
+    print(f"  runner-default until compiled / uv-run = {ratio:.2f}  (informative)")
 
 
 def main() -> int:
@@ -348,6 +452,7 @@ def main() -> int:
     parser.add_argument("--python", default=base_python())
     parser.add_argument("--skip-cold", action="store_true")
     args = parser.parse_args()
+    subreaper = become_subreaper()
     house = wheelhouse(args.python)
     scratch = Path(tempfile.mkdtemp(prefix="runner-bench-heavy-"))
     try:
@@ -361,7 +466,8 @@ def main() -> int:
         runner, uv = find_tool("runner") or "runner", tool("uv")
         print(
             f"python: {args.python}; wheelhouse: {house}; cores: {os.cpu_count()}; "
-            f"load average: {os.getloadavg()[0]:.1f}; runs: {args.runs}"
+            f"load average: {os.getloadavg()[0]:.1f}; runs: {args.runs}; "
+            f"background compiles {'reaped here' if subreaper else 'NOT counted in CPU'}"
         )
         if not args.skip_cold:
             cold(tools, args.runs, scratch)

@@ -116,6 +116,12 @@ def alias_target(cache: Path) -> str | None:
     return alias.read(str(path), os.environ, int(time.time()))
 
 
+def logs(cache: Path) -> str:
+    """The cache's logs: the build's, and its background compile's (the same file when
+    both start within one second)."""
+    return "".join(p.read_text() for p in sorted((cache / "logs").iterdir()))
+
+
 def lease_busy(env_dir: Path) -> bool:
     fd = os.open(env_dir / "runner-lease", os.O_RDONLY)
     try:
@@ -249,8 +255,35 @@ def test_a_finished_background_compile_leaves_every_later_run_warm(
     assert uncompiled(env_dir) == []
     assert alias_target(cache_dir) == str(env_dir)
     assert_warm_and_writes_nothing(script, env_dir, cache_dir)
-    (log,) = (cache_dir / "logs").iterdir()
-    assert f"the bytecode of {env_dir} is complete" in log.read_text()
+    assert f"the bytecode of {env_dir} is complete" in logs(cache_dir)
+
+
+def test_the_job_lets_the_script_that_started_it_finish_first(
+    tmp_path: Path, cache_dir: Path, big_index: Path
+) -> None:
+    """The first run's imports do not compete with the compile (it waits for the run's
+    process, which became the script, to end: a pidfd; at most WAIT_FOR_SCRIPT s)."""
+    script = write_script(tmp_path / "s.py", BODY + "import sys\nsys.stdin.readline()\n", ["big"])
+    run = subprocess.Popen(
+        [RUNNER, "run", str(script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert readline(run.stdout) == "ok 1\n"
+        env_dir = the_env(cache_dir)
+        # Well within WAIT_FOR_SCRIPT: only the script's own imports have bytecode.
+        assert len(uncompiled(env_dir)) == len(list(site_packages(env_dir).rglob("*.py"))) - 3
+        assert (env_dir / PENDING).exists()
+        _, err = run.communicate("\n", timeout=120)
+    finally:
+        run.kill()
+        run.wait()
+    assert run.returncode == 0, err
+    wait_for_bytecode(env_dir)
+    assert uncompiled(env_dir) == []
 
 
 @pytest.mark.parametrize("command", ["sync", "verify"])
@@ -299,8 +332,7 @@ def test_a_failing_compile_is_not_a_failure(
     wait_for_bytecode(env_dir)
     assert not (env_dir / PENDING).exists()  # done with: no run starts it again
     assert len(uncompiled(env_dir)) >= MODULES
-    (log,) = (cache_dir / "logs").iterdir()
-    assert "could not compile the environment's bytecode" in log.read_text()
+    assert "could not compile the environment's bytecode" in logs(cache_dir)
     got = run_runner("run", "-v", str(script))
     assert got.returncode == 0, got.stderr
     assert got.stderr == ""  # warm
