@@ -133,7 +133,7 @@ def start_background(env_dir: Path, cache: Cache, reporter: Reporter) -> None:
             f"compiling the bytecode in the background (pid {pid or '?'}, output in {log}); "
             "the script starts now, and imports what is not compiled yet from source"
         )
-    except OSError as exc:
+    except Exception as exc:  # housekeeping never fails a run (OSError, a hung sh...)
         reporter.detail(
             f"could not start the background bytecode compile ({exc}); the next run tries again"
         )
