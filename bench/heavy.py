@@ -14,7 +14,9 @@ publishes a large environment before compiling its bytecode and compiles it in a
 background job, so each runner run is timed twice: to the script's exit (what the user
 waits for) and until the background compile is done (its marker gone; everything compiled,
 as after `uv run --compile-bytecode` or pipx). This process makes itself the child
-subreaper (Linux), so the detached job is reaped here and its CPU time is counted.
+subreaper (Linux), so the detached job is reaped here and its CPU time is counted. Each
+runner run gets a new cache that starts with the interpreter probes of the first one (uv's
+interpreter cache stays warm too); --fresh-probes gives it none, as before.
 Then a warm run after a build and its background compile, with PYTHONDONTWRITEBYTECODE=1
 and unset; then (with --batch N) N copies started at once on a cold cache, runner's default
 against uv run. pipx and uv come from beside this Python or PATH, else they are installed
@@ -235,6 +237,26 @@ def timed(cmd: list[str], env: dict[str, str], name: str) -> float:
     return elapsed
 
 
+# runner caches what it learns about interpreters in its cache (`interpreters/`), as uv does
+# in its own (which the benchmark keeps). A new runner cache for each run would probe every
+# Python on the machine each time (0.45 s here, with --python given); unless --fresh-probes,
+# each new cache starts with the probes of the first run, like uv's interpreter cache.
+PROBES: dict[str, Path | None] = {"saved": None}
+
+
+def keep_probes(cache: Path) -> None:
+    saved = PROBES.get("dir")
+    if saved is not None and PROBES["saved"] is None and (cache / "interpreters").is_dir():
+        shutil.copytree(cache / "interpreters", saved)
+        PROBES["saved"] = saved
+
+
+def seed_probes(cache: Path) -> None:
+    saved = PROBES["saved"]
+    if saved is not None:
+        shutil.copytree(saved, cache / "interpreters")
+
+
 def make_tools(python: str, script: Path, env: dict[str, str], scratch: Path) -> list[Tool]:
     runner = find_tool("runner")
     if runner is None:
@@ -246,14 +268,16 @@ def make_tools(python: str, script: Path, env: dict[str, str], scratch: Path) ->
         for env_dir in glob.glob(str(uv_cache / "environments-v*")):
             shutil.rmtree(env_dir, ignore_errors=True)
 
+    def runner_fresh(d: Path, extra: list[str]) -> tuple[list[str], dict[str, str]]:
+        seed_probes(d / "cache")
+        cmd = [runner, "run", *extra, "--python", python, str(script)]
+        return cmd, {**env, "RUNNER_CACHE_DIR": str(d / "cache")}
+
     def runner_tool(name: str, extra: list[str]) -> Tool:
         return Tool(
             name,
-            lambda d: (
-                [runner, "run", *extra, "--python", python, str(script)],
-                {**env, "RUNNER_CACHE_DIR": str(d / "cache")},
-            ),
-            settle=lambda d: wait_compiled(d / "cache"),
+            lambda d: runner_fresh(d, extra),
+            settle=lambda d: (wait_compiled(d / "cache"), keep_probes(d / "cache")),
         )
 
     shared = scratch / "pipx-shared"  # pipx's shared pip stays warm, like pip's cache
@@ -416,6 +440,7 @@ def batch(
     compiled: list[float] = []
     for i in range(rounds):
         cache = scratch / f"batch-{i}"
+        seed_probes(cache)
         ended, done = simultaneous(
             [runner, "run", "--python", python, str(script)],
             {**env, "RUNNER_CACHE_DIR": str(cache)},
@@ -451,10 +476,17 @@ def main() -> int:
     parser.add_argument("--batch-rounds", type=int, default=3)
     parser.add_argument("--python", default=base_python())
     parser.add_argument("--skip-cold", action="store_true")
+    parser.add_argument(
+        "--fresh-probes",
+        action="store_true",
+        help="give every new runner cache no interpreter probes (as before issue 14's stretch)",
+    )
     args = parser.parse_args()
     subreaper = become_subreaper()
     house = wheelhouse(args.python)
     scratch = Path(tempfile.mkdtemp(prefix="runner-bench-heavy-"))
+    if not args.fresh_probes:
+        PROBES["dir"] = scratch / "runner-probes"
     try:
         env = offline_env(house, BENCH_HOME / "uv-cache")
         work = scratch / "work"
@@ -467,7 +499,8 @@ def main() -> int:
         print(
             f"python: {args.python}; wheelhouse: {house}; cores: {os.cpu_count()}; "
             f"load average: {os.getloadavg()[0]:.1f}; runs: {args.runs}; "
-            f"background compiles {'reaped here' if subreaper else 'NOT counted in CPU'}"
+            f"background compiles {'reaped here' if subreaper else 'NOT counted in CPU'}; "
+            f"runner's interpreter probes {'fresh' if args.fresh_probes else 'kept'}"
         )
         if not args.skip_cold:
             cold(tools, args.runs, scratch)
