@@ -39,14 +39,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runner import durable, layout, records, start
-from runner.builder import checkpoint, compile_and_share_bytecode
-from runner.cache import Cache
-from runner.filestore import ShareResult
-from runner.interpreters import Interpreter
-from runner.report import Reporter
-from runner.venvs import Created
+from runner import layout, start
+
+# The job imports the builder (packaging, the installers...) only once the script has ended:
+# its start-up must not compete with the script's.
+if TYPE_CHECKING:
+    from runner.cache import Cache
+    from runner.interpreters import Interpreter
+    from runner.report import Reporter
 
 # A job that was started this many times without finishing is not started again.
 MAX_STARTS = 3
@@ -221,9 +223,17 @@ def compile_pending(
         reporter.detail(f"{env_dir} is gone; nothing to compile")
         return False
     try:
-        checkpoint("background-compile", cache.config)
+        if cache.config.hang_at is not None:  # crash tests stop the job here
+            from runner.builder import checkpoint
+
+            checkpoint("background-compile", cache.config)
         if starter is not None and not _wait_for(starter, WAIT_FOR_SCRIPT):
             reporter.detail(f"the script still runs after {WAIT_FOR_SCRIPT:g} s: compiling now")
+        from runner import durable, records
+        from runner.builder import compile_and_share_bytecode
+        from runner.filestore import ShareResult
+        from runner.venvs import Created
+
         began = time.monotonic()
         created = Created(
             python=layout.env_python(str(env_dir)),
@@ -287,7 +297,9 @@ def main(argv: list[str]) -> int:
     fd = fds.get("--fd")
     with contextlib.suppress(OSError, AttributeError):
         os.nice(NICE)
+    from runner.cache import Cache
     from runner.config import Config
+    from runner.report import Reporter
 
     cache = Cache(config=Config.from_environ())
     env_dir = Path(argv[-1])
