@@ -63,9 +63,11 @@ def bytecode_unattended(env_dir: str) -> bool:
 
     Costs the warm path one failed `open` when nothing is pending (the usual case). Where
     the lock cannot be taken for another reason than a holder, nothing can tell: False.
+    So is a marker this user cannot write (another user's, in a shared cache): the cold
+    path could not start the compile either.
     """
     try:
-        fd = os.open(os.path.join(env_dir, layout.BYTECODE_PENDING), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(os.path.join(env_dir, layout.BYTECODE_PENDING), os.O_RDWR | os.O_CLOEXEC)
     except (OSError, AttributeError):
         return False
     try:
