@@ -12,6 +12,7 @@ import fcntl
 import json
 import marshal
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def big_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     modules["big.__init__"] = ""
     modules.update({f"big.p{i}.__init__": "" for i in range(10)})
     make_wheel(d, "big", "1.0", modules=modules)
+    make_wheel(d, "tiny", "1.0")
     make_wheel(
         d,
         "crashy",
@@ -65,6 +67,15 @@ def big_index(monkeypatch: pytest.MonkeyPatch, big_wheels: Path) -> Path:
 def the_env(cache: Path) -> Path:
     (pointer,) = published(cache)
     return pointer.resolve()
+
+
+def the_env_of(cache: Path, script: Path) -> Path:
+    """The environment the alias of `script` names."""
+    for path in (cache / "scripts").iterdir():
+        parsed = alias.parse(path.read_text())
+        if parsed is not None and str(script.resolve()) in parsed.scripts:
+            return Path(parsed.env_dir)
+    raise AssertionError(f"no alias for {script}")
 
 
 def site_packages(env_dir: Path) -> Path:
@@ -351,6 +362,28 @@ def test_a_compile_that_never_finishes_is_given_up(
     assert "not compiling the bytecode of" in got.stderr
     assert not (env_dir / PENDING).exists()
     assert run_runner("run", "-v", str(script)).stderr == ""  # warm again
+
+
+def test_a_variant_links_what_the_background_compile_recorded_and_compiles_before_publish(
+    tmp_path: Path, cache_dir: Path, big_index: Path
+) -> None:
+    """The background job records what it compiled in the bytecode index (runner.pycindex),
+    as a build does; a variant then has few modules left to compile, so it compiles them
+    before publish and its first run finds everything compiled."""
+    first = write_script(tmp_path / "a.py", BODY, ["big"])
+    assert run_runner("run", str(first)).returncode == 0
+    wait_for_bytecode(the_env(cache_dir))
+    assert len(list((cache_dir / "files" / "pyc").iterdir())) >= MODULES
+    variant = write_script(tmp_path / "b.py", BODY, ["big", "tiny"])
+    got = run_runner("run", "-v", str(variant))
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == "ok 1\n"
+    assert "in the background" not in got.stderr
+    linked = re.search(r"bytecode index: (\d+) of \d+ files' bytecode linked", got.stderr)
+    assert linked is not None and int(linked.group(1)) >= MODULES, got.stderr
+    (env_dir,) = {p.resolve() for p in published(cache_dir)} - {the_env_of(cache_dir, first)}
+    assert not (env_dir / PENDING).exists()
+    assert uncompiled(env_dir) == []
 
 
 def test_small_environments_are_compiled_before_publish(
