@@ -163,9 +163,13 @@ class _CannotLink(Exception):
     pass
 
 
-def _replace_with_link(stored: Path | str, path: Path) -> None:
-    """Swap `path` for a hard link to `stored` atomically (readers see one or the other)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{LINK_SUFFIX}")
+def replace_with_link(stored: Path | str, path: Path, tmp: Path | None = None) -> None:
+    """Swap `path` for a hard link to `stored` atomically (readers see one or the other).
+
+    The link is made first under `tmp` (default: a hidden name beside `path` that
+    `candidates` skips), in the same directory."""
+    if tmp is None:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{LINK_SUFFIX}")
     _link(stored, tmp)
     try:
         os.replace(tmp, path)
@@ -223,7 +227,7 @@ def _share_one(path: Path, root: Path) -> tuple[str, int, str | None]:
                 if tst.st_size != st.st_size:
                     # A damaged stored file: `cache verify` reports it.
                     return "private", 0, None
-                _replace_with_link(target, path)
+                replace_with_link(target, path)
                 return "linked", st.st_size, digest
             except FileExistsError:
                 continue  # another build stored it first: link to theirs

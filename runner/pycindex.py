@@ -328,14 +328,8 @@ def write_entry(entry: Path, pyc: str) -> None:
         with contextlib.suppress(OSError):
             if os.path.samefile(pyc, entry):
                 return
-    tmp = entry.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}")
-    _link(pyc, tmp)
-    try:
-        os.replace(tmp, entry)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    # Under the store's temporary prefix: collect removes it if we are killed in between.
+    filestore.replace_with_link(pyc, entry, entry.with_name(f"{TEMP_PREFIX}{secrets.token_hex(8)}"))
 
 
 # --------------------------------------------------------------------------- cleanup, verify
