@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner import alias, layout, options, records
+from runner import alias, layout, options, proc, records
 from runner.builder import build, checkpoint
 from runner.cache import Cache
 from runner.config import Config
@@ -332,15 +332,10 @@ def start_auto_prune(cache: Cache) -> bool:
     if last is not None and time.time() - last < layout.AUTO_PRUNE_INTERVAL:
         return False
     try:
-        subprocess.Popen(
-            [sys.executable, "-m", "runner.lifecycle", str(cache.root)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError:
+        # Detached, never a child of the script this process becomes: a script that waits
+        # for any child must not reap (or wait for) the prune.
+        proc.spawn_detached([sys.executable, "-m", "runner.lifecycle", str(cache.root)])
+    except (OSError, subprocess.SubprocessError):
         return False
     return True
 

@@ -162,36 +162,11 @@ def _wait_for(pidfd: int, timeout: float) -> bool:
 
 
 def _spawn(cmd: list[str], fds: tuple[int, ...], log: Path) -> int | None:
-    """Start `cmd` detached, with `fds` kept open; its process id where known.
-
-    Through `sh -c 'CMD &'`: sh exits at once, so the job is adopted by init, never a child
-    of the script this process is about to become (the script may wait for any child, or
-    count them). In a session of its own: a Ctrl-C in the terminal does not reach it.
-    """
-    import subprocess
+    """Start `cmd` detached (`proc.spawn_detached`), its errors appended to `log`."""
+    from runner import proc
 
     with open(log, "a", encoding="utf-8") as err:
-        if os.path.exists("/bin/sh"):
-            child = subprocess.Popen(
-                ["/bin/sh", "-c", '"$@" </dev/null >/dev/null & echo $!', "sh", *cmd],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                pass_fds=fds,
-                start_new_session=True,
-            )
-            out, _ = child.communicate(timeout=60)
-            text = out.decode("ascii", "replace").strip()
-            return int(text) if text.isdigit() else None
-        job = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            pass_fds=fds,
-            start_new_session=True,
-        )
-        return job.pid
+        return proc.spawn_detached(cmd, fds=fds, stderr=err)
 
 
 def finish(env_dir: Path, cache: Cache, reporter: Reporter) -> bool:

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from runner.redact import redact_text
 from runner.values import dataclass
@@ -26,6 +27,41 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+
+def spawn_detached(
+    cmd: Sequence[str], *, fds: tuple[int, ...] = (), stderr: IO[str] | None = None
+) -> int | None:
+    """Start `cmd` in the background, never as a child of this process; its pid where known.
+
+    Through `sh -c 'CMD &'`: sh exits at once, so the job is adopted by init, never a child
+    of the script this process is about to become by exec (a script may wait for any child,
+    or count them). In a session of its own: a Ctrl-C in the terminal does not reach it.
+    `fds` stay open in it; its stderr goes to `stderr` (else nowhere), stdin and stdout
+    nowhere.
+    """
+    errors = stderr if stderr is not None else subprocess.DEVNULL
+    if os.path.exists("/bin/sh"):
+        child = subprocess.Popen(
+            ["/bin/sh", "-c", '"$@" </dev/null >/dev/null & echo $!', "sh", *cmd],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            pass_fds=fds,
+            start_new_session=True,
+        )
+        out, _ = child.communicate(timeout=60)
+        text = out.decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    job = subprocess.Popen(  # no sh (Windows): a child, in a session of its own
+        list(cmd),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+        pass_fds=fds,
+        start_new_session=True,
+    )
+    return job.pid
 
 
 def run(

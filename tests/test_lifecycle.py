@@ -516,12 +516,11 @@ def test_the_cold_path_starts_the_detached_prune_only_when_due(
 
     started: list[list[str]] = []
 
-    class Popen:
-        def __init__(self, cmd: list[str], **kwargs: object) -> None:
-            assert kwargs["start_new_session"] is True  # detached: never waited for
-            started.append(cmd)
+    def spawn_detached(cmd: list[str], **kwargs: object) -> int:
+        started.append(cmd)
+        return 1
 
-    monkeypatch.setattr(api.subprocess, "Popen", Popen)
+    monkeypatch.setattr(api.proc, "spawn_detached", spawn_detached)
     cache = Cache(cache_dir)
     cache.ensure()
     assert not api.start_auto_prune(cache)  # RUNNER_NO_AUTO_PRUNE=1
@@ -536,6 +535,31 @@ def test_the_cold_path_starts_the_detached_prune_only_when_due(
     os.utime(stamp, (old, old))
     assert api.start_auto_prune(cache)
     assert len(started) == 2
+
+
+def test_auto_prune_is_never_a_child_of_the_script(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run execs the script: a prune started as its child would be the script's child,
+    which a script waiting for any child of its own would reap (or wait for)."""
+    monkeypatch.delenv("RUNNER_NO_AUTO_PRUNE", raising=False)
+    script = write_script(
+        tmp_path / "waits.py",
+        "import os\n"
+        "try:\n"
+        "    print('child', os.waitpid(-1, os.WNOHANG))\n"
+        "except ChildProcessError:\n"
+        "    print('no child')\n",
+        dependencies=[],
+    )
+    result = run_runner("run", str(script))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "no child\n"
+    stamp = cache_dir / lifecycle.AUTO_PRUNE_STAMP
+    deadline = time.monotonic() + 60
+    while not stamp.exists():  # the detached prune did run (a file, no event to wait on)
+        assert time.monotonic() < deadline, "the auto-prune never ran"
+        time.sleep(0.05)
 
 
 def test_prune_removes_old_logs_and_stdin_scripts_but_not_recent_ones(
