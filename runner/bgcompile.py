@@ -34,7 +34,6 @@ without its bytecode, only slower to import.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import sys
 import time
@@ -65,22 +64,7 @@ def marker_path(env_dir: Path) -> Path:
 def claim(env_dir: Path, *, wait: bool) -> int | None:
     """The pending marker's descriptor, locked exclusively: the right to compile. None if
     nothing is pending or the marker cannot be locked, or (without `wait`) a job holds it."""
-    path = marker_path(env_dir)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        # The holder may have finished (and removed the marker) before we got the lock.
-        if os.fstat(fd).st_ino != os.stat(path).st_ino:
-            raise FileNotFoundError(errno.ENOENT, "finished meanwhile")
-    except (ImportError, OSError):
-        os.close(fd)
-        return None
-    return fd
+    return start.claim_bytecode(str(env_dir), wait=wait)
 
 
 def _count_start(fd: int) -> int:

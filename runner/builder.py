@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from runner import __version__, bytecode, durable, filestore, layout, pycindex
+from runner import __version__, bytecode, durable, filestore, layout, pycindex, start
 from runner.cache import Cache
 from runner.config import Config
 from runner.errors import InstallError
@@ -255,14 +255,10 @@ def defer_bytecode(env_dir: Path, files: list[str]) -> bool:
     for directory in sorted({os.path.dirname(f) for f in files}):
         os.makedirs(os.path.join(directory, "__pycache__"), exist_ok=True)
     marker = env_dir / layout.BYTECODE_PENDING
-    fd = os.open(marker, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except (ImportError, OSError):
+    os.close(os.open(marker, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    fd = start.claim_bytecode(str(env_dir))
+    if fd is None:
         # No flock (or not here): a job could not tell whether another one runs.
-        os.close(fd)
         os.unlink(marker)
         return False
     os.close(fd)

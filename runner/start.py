@@ -57,6 +57,29 @@ def take_lease(env_dir: str) -> int | None:
     return fd
 
 
+def claim_bytecode(env_dir: str, *, wait: bool = False) -> int | None:
+    """The pending-bytecode marker's descriptor, locked exclusively: the right to compile
+    (`runner.bgcompile`). None if nothing is pending, the marker cannot be opened for
+    writing (another user's) or locked (this filesystem cannot), or (without `wait`) a
+    compile holds it. The holder may have finished and removed the marker before the lock
+    came: that is None too."""
+    path = os.path.join(env_dir, layout.BYTECODE_PENDING)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except (OSError, AttributeError):
+        return None
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        if os.fstat(fd).st_ino != os.stat(path).st_ino:
+            raise FileNotFoundError(path)  # finished meanwhile
+    except (ImportError, OSError):
+        os.close(fd)
+        return None
+    return fd
+
+
 def bytecode_unattended(env_dir: str) -> bool:
     """Whether the environment's bytecode is pending with no background compile working on
     it (the job was killed): then the cold path starts it again (`runner.bgcompile`).
@@ -66,18 +89,10 @@ def bytecode_unattended(env_dir: str) -> bool:
     So is a marker this user cannot write (another user's, in a shared cache): the cold
     path could not start the compile either.
     """
-    try:
-        fd = os.open(os.path.join(env_dir, layout.BYTECODE_PENDING), os.O_RDWR | os.O_CLOEXEC)
-    except (OSError, AttributeError):
+    fd = claim_bytecode(env_dir)
+    if fd is None:
         return False
-    try:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except (ImportError, OSError):
-        return False  # a compile holds it, or this filesystem cannot lock
-    finally:
-        os.close(fd)  # releases the lock at once
+    os.close(fd)  # releases the lock at once
     return True
 
 
