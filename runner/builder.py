@@ -11,11 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
-
-from runner import __version__, bytecode, durable, filestore, layout, pycindex, start
+from runner import __version__, bytecode, durable, filestore, layout, pycindex, simplereq, start
 from runner.cache import Cache
 from runner.config import Config
 from runner.errors import InstallError
@@ -35,10 +31,23 @@ MANIFEST_FORMAT = 1
 BACKGROUND_MIN_FILES = 200
 
 
+def _while_installing() -> None:
+    """What the rest of a build imports, imported while the installer runs (on another core):
+    `packaging` for `verify` (the cold path reads everyday requirements without it,
+    `runner.simplereq`), the RECORD reader, compileall, the thread pools of file sharing."""
+    import compileall  # noqa: F401
+    import concurrent.futures  # noqa: F401
+    import csv  # noqa: F401
+
+    import packaging.requirements
+    import packaging.utils
+    import packaging.version  # noqa: F401
+
+
 def _installed(site_packages: tuple[str, ...]) -> dict[str, Distribution]:
     found: dict[str, Distribution] = {}
     for dist in installed_distributions(site_packages):
-        found.setdefault(canonicalize_name(dist.name), dist)
+        found.setdefault(simplereq.canonical_name(dist.name), dist)
     return found
 
 
@@ -48,6 +57,12 @@ def verify(spec: EnvSpec, site_packages: tuple[str, ...]) -> dict[str, str]:
     Returns {canonical name: version} of everything installed.
     """
     installed = _installed(site_packages)
+    if not spec.requirements:
+        return {name: dist.version for name, dist in sorted(installed.items())}
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion, Version
+
     env = spec.interpreter.marker_env
     problems: list[str] = []
     seen: set[tuple[str, str]] = set()
@@ -367,6 +382,7 @@ def build(
                 refresh=refresh,
                 seeded=seed,
                 scratch=env_dir,
+                meanwhile=_while_installing,
             )
             installer.install(request, log_path=cache.log_path(spec.key), reporter=reporter)
         checkpoint("installed", cache.config)

@@ -38,7 +38,6 @@ import secrets
 import stat
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runner import layout
@@ -275,6 +274,8 @@ def share(env_dir: Path, cache_root: Path, *, bytecode_only: bool = False) -> Sh
 
     # Threads: most of the time goes to waiting on the filesystem (freeing the replaced
     # copies' blocks takes milliseconds on some disks) and to hashing, which releases the GIL.
+    from concurrent.futures import ThreadPoolExecutor  # after the installer starts
+
     with ThreadPoolExecutor(max_workers=SHARE_THREADS) as pool:
         for outcome, size, _digest in pool.map(
             one, candidates(env_dir, bytecode_only=bytecode_only)

@@ -26,7 +26,7 @@ import shlex
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -58,6 +58,8 @@ class InstallRequest:
     # Where to put the installer's private files (the requirements file): the unpublished
     # build directory, which prune removes if the build is killed. None: the temp dir.
     scratch: Path | None = None
+    # Called once the installer has started (`proc.run`'s `meanwhile`).
+    meanwhile: Callable[[], None] | None = None
 
 
 class Installer(Protocol):
@@ -494,9 +496,12 @@ class PipInstaller:
         self.why = why
 
     def needs_seed(self, interpreter: Interpreter) -> bool:
+        # `pip --python` runs this pip's code under the target interpreter: a Python of the
+        # version this pip runs on now is one it supports (no `packaging` needed to say so).
+        if interpreter.version.split(".")[:2] == [str(v) for v in sys.version_info[:2]]:
+            return False
         from packaging.specifiers import SpecifierSet
 
-        # `pip --python` runs this pip's code under the target interpreter.
         supported = SpecifierSet(_requires_python_of_pip())
         return not supported.contains(interpreter.version_obj, prereleases=True)
 
@@ -542,6 +547,7 @@ class PipInstaller:
                 log_path=log_path,
                 stream=reporter.verbose,
                 on_line=PipProgress(reporter),
+                meanwhile=request.meanwhile,
             )
         if not outcome.ok:
             raise failure(outcome, "pip", log_path)
@@ -624,6 +630,7 @@ class UvInstaller:
                 log_path=log_path,
                 stream=reporter.verbose,
                 on_line=progress,
+                meanwhile=request.meanwhile,
             )
         if not outcome.ok:
             raise failure(outcome, "uv", log_path)

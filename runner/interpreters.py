@@ -32,16 +32,17 @@ import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import InterpreterError
 from runner.fsutil import atomic_write_text
 from runner.hashing import sha256_hex
 from runner.options import is_path_value
 from runner.values import dataclass
+
+if TYPE_CHECKING:  # `packaging` is imported where a version or specifier is compared
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
 
 # Runs under the *target* interpreter, which may be old: keep it Python 2.7/3.x compatible.
 # `-E -s -S` rather than `-I` (2.7 lacks it); the current directory is dropped from sys.path
@@ -147,6 +148,8 @@ class Interpreter:
 
     @property
     def version_obj(self) -> Version:
+        from packaging.version import Version
+
         return Version(self.version)
 
     @property
@@ -156,7 +159,10 @@ class Interpreter:
     @property
     def supported(self) -> bool:
         """Whether runner can build environments for this interpreter."""
-        return self.version_obj.release[:2] >= MIN_TARGET
+        release = re.match(r"[0-9]+(?:\.[0-9]+)*", self.version)  # without packaging
+        if release is None:
+            return self.version_obj.release[:2] >= MIN_TARGET
+        return tuple(int(part) for part in release.group().split("."))[:2] >= MIN_TARGET
 
     def identity(self) -> dict[str, str]:
         """The fields that make environments built on this interpreter differ (for the key)."""
@@ -320,6 +326,8 @@ def _run_probe(path: str) -> dict[str, object]:
             hint="Choose another with --python.",
             details=tail or None,
         )
+    from packaging.version import InvalidVersion, Version
+
     try:
         info = json.loads(lines[-1][len(_PROBE_MARK) :])
         Version(str(info["version"]))
@@ -523,6 +531,8 @@ def best(interpreters: Iterable[Interpreter], spec: SpecifierSet | None) -> Inte
 def _parse_requires(requires_python: str | None) -> SpecifierSet | None:
     if requires_python is None:
         return None
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     try:
         return SpecifierSet(requires_python)
     except InvalidSpecifier:
@@ -532,6 +542,10 @@ def _parse_requires(requires_python: str | None) -> SpecifierSet | None:
 def _explicit_spec(choice: str) -> SpecifierSet | None:
     """`3.12` / `python3.12` / `>=3.12` as a specifier; None if it is not one."""
     match = re.match(_VERSION_RE, choice.strip())
+    if match is None and not any(c in "<>=!~" for c in choice):
+        return None  # a name (`pypy3`): every specifier has an operator
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     if match:
         version = match.group(1)
         parts = version.split(".")

@@ -9,9 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
+from runner import simplereq
 from runner.blocks import block_content, find_blocks, split_lines, unclosed_openers
 from runner.errors import MetadataError, ScriptError
 from runner.redact import redact_text
@@ -147,6 +145,10 @@ def _validate(
         if not isinstance(entry, str):
             problems.append(f"{entry!r} is not a string")
             continue
+        if simplereq.parse(entry) is not None:
+            continue  # valid: `packaging` is not imported for the everyday forms
+        from packaging.requirements import InvalidRequirement, Requirement
+
         try:
             Requirement(entry)
         except InvalidRequirement as exc:
@@ -168,6 +170,8 @@ def _validate(
                 f"not {type(requires_python).__name__}",
                 hint='Write it as requires-python = ">=3.11".',
             )
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
         try:
             # contains() parses each version in it (one may overflow int()) before use.
             SpecifierSet(requires_python).contains("3", prereleases=True)

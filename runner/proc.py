@@ -72,10 +72,14 @@ def run(
     stream: bool = False,
     on_line: Callable[[str], None] | None = None,
     timeout: float | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Outcome:
     """Run `cmd`, capturing its output; with `stream`, echo each line to stderr as it comes.
 
     With `timeout` (seconds), a command still running then is killed (`timed_out`).
+    `meanwhile` is called once the command has started, before its output is read: work of
+    ours that would otherwise wait for it (it runs on another core; its output waits in the
+    pipe).
     """
     try:
         os.getcwd()
@@ -110,6 +114,8 @@ def run(
         if log is not None:
             # URLs in the command may carry index credentials: never write those down.
             log.write("$ " + redact_text(" ".join(cmd)) + "\n")
+        if meanwhile is not None:
+            meanwhile()
         for raw in proc.stdout:
             # An installer may echo an index URL with its credentials: what runner keeps,
             # logs or shows never has them.

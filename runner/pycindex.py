@@ -62,7 +62,6 @@ import secrets
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -245,6 +244,8 @@ def _chunked(items: list[T], fn: Callable[[T], R]) -> list[R]:
         return [fn(item) for item in items]
     size = -(-len(items) // LINK_THREADS)
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    from concurrent.futures import ThreadPoolExecutor  # after the installer starts
+
     with ThreadPoolExecutor(max_workers=LINK_THREADS) as pool:
         done = pool.map(lambda chunk: [fn(item) for item in chunk], chunks)
         return [result for chunk in done for result in chunk]

@@ -6,10 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
-
+from runner import simplereq
 from runner.hashing import sha256_hex
 from runner.interpreters import Interpreter
 from runner.redact import redact_text, redact_url
@@ -23,28 +20,44 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def normalize_requirements(requirements: Iterable[str]) -> tuple[str, ...]:
+def normalize_requirements(
+    requirements: Iterable[str], *, everyday: bool = True
+) -> tuple[str, ...]:
     """Canonical requirement strings: names canonicalized, duplicates merged, sorted.
 
     Entries for the same project, URL and marker are merged (extras united, specifiers
-    intersected), so `Rich>=13`, `rich[jupyter]` become `rich[jupyter]>=13`.
+    intersected), so `Rich>=13`, `rich[jupyter]` become `rich[jupyter]>=13`. When every
+    entry is of the everyday form (`runner.simplereq`), `packaging` is not imported
+    (`everyday=False`: always ask it; tests compare the two).
     """
-    merged: dict[tuple[str, str, str], tuple[set[str], SpecifierSet]] = {}
-    for text in requirements:
-        req = Requirement(text)
-        group = (canonicalize_name(req.name), req.url or "", str(req.marker or ""))
-        extras, spec = merged.get(group, (set(), SpecifierSet()))
-        extras = extras | {canonicalize_name(e) for e in req.extras}
-        merged[group] = (extras, spec & req.specifier)
+    texts = list(requirements)
+    merged: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}
+    simple = [simplereq.parse(text) for text in texts] if everyday else [None]
+    if None not in simple:
+        for req in simple:
+            assert req is not None
+            extras, specs = merged.setdefault((req.name, "", ""), (set(), set()))
+            extras |= req.extras
+            specs |= req.specifiers
+    else:
+        from packaging.requirements import Requirement
+        from packaging.utils import canonicalize_name
+
+        for text in texts:
+            full = Requirement(text)
+            group = (canonicalize_name(full.name), full.url or "", str(full.marker or ""))
+            extras, specs = merged.setdefault(group, (set(), set()))
+            extras |= {canonicalize_name(e) for e in full.extras}
+            specs |= {str(s) for s in full.specifier}
     out = []
-    for (name, url, marker), (extras, spec) in merged.items():
+    for (name, url, marker), (extras, specs) in merged.items():
         text = name
         if extras:
             text += "[" + ",".join(sorted(extras)) + "]"
         if url:
             text += f" @ {url}"
         else:
-            text += ",".join(sorted({str(s) for s in spec}))  # & keeps duplicates
+            text += ",".join(sorted(specs))
         if marker:
             text += f" ; {marker}"
         out.append(text)

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from runner.errors import UsageError
 from runner.redact import redact_text
 
@@ -70,6 +68,8 @@ def _plain(value: str, option: str) -> None:
 def requirement(value: str, option: str = "--with") -> str:
     """A PEP 508 requirement; a direct reference must be a URL installers understand."""
     _plain(value, option)
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(value)
     except InvalidRequirement as exc:
