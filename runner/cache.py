@@ -100,6 +100,28 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
+def _flock_if_free(path: Path) -> int | None:
+    """The build lock taken quietly with the stdlib, when nobody holds it (the usual case):
+    the same flock(2) on the same file as filelock's `FileLock`, so the two exclude each
+    other, without filelock's import (20-30 ms of a cold run). None (then filelock takes
+    it, waits and reports, or says why it cannot) if it is held, or on any error."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)  # as filelock
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 # A waiter says again what it waits for this often (seconds).
 WAIT_REPORT_INTERVAL = 30.0
 
@@ -256,13 +278,20 @@ class Cache:
         Correctness never depends on this lock: where the filesystem cannot lock, two
         builders may both build and one pointer swap wins.
         """
+        self.check_pointer(key)
+        path = self.locks / f"{key}.lock"
+        owner = self.locks / f"{key}.owner"
+        free = None if self.config.soft_locks else _flock_if_free(path)
+        if free is not None:
+            try:
+                yield from self._holding(key, owner, label)
+            finally:
+                os.close(free)  # releases the lock
+            return
         import warnings
 
         import filelock
 
-        self.check_pointer(key)
-        path = self.locks / f"{key}.lock"
-        owner = self.locks / f"{key}.owner"
         lock = _make_lock(path, self.config)
         asked = time.monotonic()
         try:
@@ -287,6 +316,13 @@ class Cache:
             )
             yield
             return
+        try:
+            yield from self._holding(key, owner, label)
+        finally:
+            lock.release()
+
+    def _holding(self, key: str, owner: Path, label: str) -> Iterator[None]:
+        """The build lock's body, once held: a note for waiters, then the build."""
         self._locked_at[key] = time.time()
         try:
             with contextlib.suppress(OSError):
@@ -298,7 +334,6 @@ class Cache:
             yield
         finally:
             self._locked_at.pop(key, None)
-            lock.release()
 
     def check_pointer(self, key: str) -> None:
         """Refuse to build around an `envs/<key>` that is not a pointer runner made (a

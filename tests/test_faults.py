@@ -520,6 +520,63 @@ def test_lock_owner_file_records_host_and_pid(cache_dir: Path) -> None:
     assert owner == f"pid {os.getpid()} on {socket.gethostname()}, building for x.py\n"
 
 
+# Holds the build lock of key `k` in the cache at argv[1] (the quiet stdlib flock, or
+# filelock's with "filelock"), says "held", and keeps it until stdin closes.
+_HOLD_BUILD_LOCK = """
+import sys
+from runner.cache import Cache, _make_lock
+cache = Cache(sys.argv[1])
+cache.ensure()
+if sys.argv[2] == "filelock":
+    lock = _make_lock(cache.locks / "k.lock", cache.config)
+    lock.acquire(timeout=10)
+    print("held", flush=True)
+    sys.stdin.read()
+else:
+    with cache.build_lock("k", label="x.py", on_wait=print, on_unlockable=print):
+        print("held", "filelock" in sys.modules, flush=True)
+        sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("holder", ["quiet", "filelock"])
+def test_quiet_build_lock_and_filelock_exclude_each_other(cache_dir: Path, holder: str) -> None:
+    """An uncontended build lock is a stdlib flock (no filelock import); a builder holding
+    it must keep out one that takes it with filelock, and the other way round."""
+    import filelock
+
+    from runner.cache import Cache, _make_lock
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_BUILD_LOCK, str(cache_dir), holder],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        line = proc.stdout.readline()  # the child exits (EOF) if it fails: no hang
+        assert line.startswith("held"), line
+        if holder == "quiet":
+            assert line.split()[1] == "False"  # taken without importing filelock
+        cache = Cache(cache_dir)
+        with pytest.raises(filelock.Timeout):
+            _make_lock(cache.locks / "k.lock", cache.config).acquire(timeout=0.2)
+        waits: list[str] = []
+        with cache.try_build_lock("k") as free:
+            assert not free
+    finally:
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    # Released: both ways of taking it succeed now.
+    with cache.build_lock("k", label="y.py", on_wait=waits.append, on_unlockable=waits.append):
+        pass
+    assert waits == []
+    lock = _make_lock(cache.locks / "k.lock", cache.config)
+    lock.acquire(timeout=1)
+    lock.release()
+
+
 # --------------------------------------------------------------------------- security
 
 
