@@ -4,7 +4,6 @@ then exec. script -> metadata -> spec -> environment (found or built) -> exec.""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 import subprocess
@@ -26,6 +25,7 @@ from runner.errors import (
     ScriptError,
     UsageError,
 )
+from runner.hashing import sha256_hex
 from runner.installers import (
     Installer,
     InstallFailed,
@@ -577,7 +577,7 @@ def stdin_script(cache: Cache, data: bytes) -> str:
 
     cache.ensure()
     directory = cache.root / "stdin"
-    path = directory / f"{hashlib.sha256(data).hexdigest()}.py"
+    path = directory / f"{sha256_hex(data)}.py"
     try:
         directory.mkdir(mode=0o755, exist_ok=True)
         try:

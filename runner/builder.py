@@ -9,9 +9,9 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runner import __version__, bytecode, durable, filestore, layout, pycindex, simplereq, start
+from runner import __version__, durable, layout, simplereq, start
 from runner.cache import Cache
 from runner.config import Config
 from runner.errors import InstallError
@@ -22,6 +22,9 @@ from runner.records import Distribution, installed_distributions
 from runner.report import Reporter
 from runner.spec import EnvSpec
 from runner.venvs import Created, create_venv, is_own_interpreter
+
+if TYPE_CHECKING:
+    from runner.filestore import ShareResult
 
 MANIFEST_FORMAT = 1
 # From this many modules on, `build(background_bytecode=True)` publishes first and the
@@ -34,7 +37,8 @@ BACKGROUND_MIN_FILES = 200
 def _while_installing() -> None:
     """What the rest of a build imports, imported while the installer runs (on another core):
     `packaging` for `verify` (the cold path reads everyday requirements without it,
-    `runner.simplereq`), the RECORD reader, compileall, the thread pools of file sharing."""
+    `runner.simplereq`), the RECORD reader, compileall, the thread pools of file sharing,
+    the file store and the bytecode index."""
     import compileall  # noqa: F401
     import concurrent.futures  # noqa: F401
     import csv  # noqa: F401
@@ -42,6 +46,8 @@ def _while_installing() -> None:
     import packaging.requirements
     import packaging.utils
     import packaging.version  # noqa: F401
+
+    from runner import bytecode, filestore, pycindex  # noqa: F401
 
 
 def _installed(site_packages: tuple[str, ...]) -> dict[str, Distribution]:
@@ -161,6 +167,8 @@ def compile_bytecode(
     One step of its own: it runs after the installed files are final, so everything the
     environment will ever import is compiled (`compile_and_share_bytecode`).
     """
+    from runner import bytecode
+
     reporter.phase("compiling bytecode")
     begun = time.monotonic()
     done = bytecode.compile_tree(
@@ -192,7 +200,7 @@ def compile_and_share_bytecode(
     reporter: Reporter,
     *,
     interpreter: Interpreter | None,
-    sources: filestore.ShareResult | None,
+    sources: ShareResult | None,
     same_interpreter: bool,
     background: bool = False,
     force: bool = False,
@@ -211,6 +219,8 @@ def compile_and_share_bytecode(
     the file store's links), so a script running meanwhile sees each .pyc whole or not at
     all. Returns whether it deferred.
     """
+    from runner import bytecode, pycindex  # imported while the installer ran
+
     modules = bytecode.python_files(created.site_packages) if background else []
     if (
         len(modules) >= BACKGROUND_MIN_FILES
@@ -241,6 +251,8 @@ def compile_and_share_bytecode(
 
 
 def _index_is_empty(cache: Cache) -> bool:
+    from runner import pycindex
+
     try:
         with os.scandir(pycindex.index_root(cache.root)) as entries:
             return next(entries, None) is None
@@ -294,10 +306,10 @@ def make_durable(env_dir: Path, reporter: Reporter, config: Config) -> None:
 
 def _share(
     env_dir: Path, cache: Cache, reporter: Reporter, *, bytecode_only: bool
-) -> filestore.ShareResult | None:
+) -> ShareResult | None:
     """Share the environment's files through the store; None if links cannot be made."""
     started = time.monotonic()
-    from runner import trust
+    from runner import filestore, trust
 
     root = filestore.store_root(cache.root)
     with contextlib.suppress(OSError):  # the trust check below says what is wrong

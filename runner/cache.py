@@ -9,7 +9,6 @@ import contextlib
 import errno
 import json
 import os
-import secrets
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -255,7 +254,8 @@ class Cache:
     def new_build_dir(self, key: str) -> Path:
         """A fresh private directory at its final location, never reused."""
         while True:
-            path = self.store / f"{key}-{secrets.token_hex(layout.TOKEN_LENGTH // 2)}"
+            # os.urandom is what secrets.token_hex reads; `secrets` would import hashlib (OpenSSL).
+            path = self.store / f"{key}-{os.urandom(layout.TOKEN_LENGTH // 2).hex()}"
             try:
                 path.mkdir(mode=0o755)
             except FileExistsError:
@@ -444,7 +444,7 @@ class Cache:
         so `--refresh` runs that waited for it can use it instead of building again."""
         self.check_pointer(key)
         pointer = self.envs / key
-        tmp = self.envs / f".{key}.{secrets.token_hex(6)}.tmp"
+        tmp = self.envs / f".{key}.{os.urandom(6).hex()}.tmp"
         relative = os.path.relpath(env_dir, self.envs)
         try:
             try:
