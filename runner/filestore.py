@@ -120,7 +120,7 @@ def _installed_scripts(env_dir: Path, sites: list[Path]) -> list[Path]:
     return found
 
 
-def candidates(env_dir: Path, *, bytecode_only: bool = False) -> Iterator[Path]:
+def candidates(env_dir: Path, *, bytecode_only: bool = False) -> Iterator[str]:
     """Files of an environment that may be shared: everything in site-packages and the
     bin/ scripts installers wrote (never pyvenv.cfg, the lease or the manifest). With
     `bytecode_only`, only the compiled `.pyc` files in site-packages."""
@@ -134,9 +134,9 @@ def candidates(env_dir: Path, *, bytecode_only: bool = False) -> Iterator[Path]:
                 if bytecode_only and not name.endswith(".pyc"):
                     continue
                 if not name.endswith(LINK_SUFFIX):
-                    yield Path(dirpath, name)
+                    yield os.path.join(dirpath, name)
     if not bytecode_only:
-        yield from _installed_scripts(env_dir, sites)
+        yield from map(str, _installed_scripts(env_dir, sites))
 
 
 # --------------------------------------------------------------------------- sharing
@@ -195,11 +195,14 @@ def _add(path: Path, st: os.stat_result, target: Path) -> None:
         raise
 
 
-def _share_one(path: Path, root: Path) -> tuple[str, int, str | None]:
-    """Share one file: ("linked" | "added" | "private" | "shared" | "skip", bytes, sha256
-    when the file now holds stored content)."""
+def _share_one(
+    path: Path, root: Path, st: os.stat_result | None = None
+) -> tuple[str, int, str | None]:
+    """Share one file (`st`: its lstat, if taken): ("linked" | "added" | "private" |
+    "shared" | "skip", bytes, sha256 when the file now holds stored content)."""
     try:
-        st = os.lstat(path)
+        if st is None:
+            st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode):
             return "skip", 0, None
         if st.st_nlink > 1:
@@ -257,11 +260,12 @@ def share(env_dir: Path, cache_root: Path, *, bytecode_only: bool = False) -> Sh
     stop = threading.Event()
     digests: dict[str, str] = {}
 
-    def one(path: Path) -> tuple[str, int, str | None]:
+    def one(work: tuple[Path, os.stat_result | None]) -> tuple[str, int, str | None]:
+        path, st = work
         if stop.is_set():
             return "private", 0, None
         try:
-            outcome = _share_one(path, root)
+            outcome = _share_one(path, root, st)
         except _CannotLink as exc:
             nonlocal fallback
             if not stop.is_set():
@@ -272,14 +276,28 @@ def share(env_dir: Path, cache_root: Path, *, bytecode_only: bool = False) -> Sh
             digests[str(path)] = outcome[2]
         return outcome
 
+    def work() -> Iterator[tuple[Path, os.stat_result | None]]:
+        """The files a thread must look at: those linked elsewhere already (all of uv's,
+        from its cache) and all but regular files are counted here, without one."""
+        for name in candidates(env_dir, bytecode_only=bytecode_only):
+            try:
+                st = os.lstat(name)
+            except OSError:
+                yield Path(name), None  # the thread says what is wrong with it
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                counts["skip"] += 1
+            elif st.st_nlink > 1:  # see _share_one
+                counts["shared"] += 1
+            else:
+                yield Path(name), st
+
     # Threads: most of the time goes to waiting on the filesystem (freeing the replaced
     # copies' blocks takes milliseconds on some disks) and to hashing, which releases the GIL.
     from concurrent.futures import ThreadPoolExecutor  # after the installer starts
 
     with ThreadPoolExecutor(max_workers=SHARE_THREADS) as pool:
-        for outcome, size, _digest in pool.map(
-            one, candidates(env_dir, bytecode_only=bytecode_only)
-        ):
+        for outcome, size, _digest in pool.map(one, work()):
             counts[outcome] += 1
             linked_bytes += size
     looked_at = counts["linked"] + counts["added"] + counts["private"]
