@@ -161,6 +161,21 @@ def hung_job(fifo: Path) -> Iterator[list[int]]:
                 os.kill(pid, signal.SIGKILL)
 
 
+def assert_yields_the_processor(pid: int) -> None:
+    """The job runs at nice 10, and so does its scheduling group where Linux gives its
+    session one (autogroup): nice alone would not keep it from taking half the processor
+    from the scripts of other sessions."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        nice = int(f.read().rpartition(")")[2].split()[16])  # field 19 of the whole line
+    assert nice == 10
+    try:
+        with open(f"/proc/{pid}/autogroup", encoding="ascii") as f:
+            group = f.read()
+    except OSError:
+        return  # no autogroup here
+    assert group.split()[-2:] == ["nice", "10"], group
+
+
 def assert_warm_and_writes_nothing(script: Path, env_dir: Path, cache: Path) -> None:
     """A run with PYTHONDONTWRITEBYTECODE=1 takes the warm path (-v says nothing: only the
     cold path talks) and changes nothing in the environment: everything was compiled."""
@@ -196,6 +211,7 @@ def test_the_script_runs_before_the_compile_ends_and_every_later_run_is_warm(
             script_pid = int(readline(run.stdout))
             # Detached: the job is not a child of the script (which may wait for children).
             assert parent_of(jobs[0]) != script_pid
+            assert_yields_the_processor(jobs[0])
             _, err = run.communicate("\n", timeout=120)
         finally:
             run.kill()
