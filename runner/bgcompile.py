@@ -15,12 +15,12 @@ the job
 2. holds the environment's lease (flock LOCK_SH, as a running script does): prune and clean
    skip the environment and never wait for it;
 3. runs at once, beside the script, at nice NICE (its scheduling group too, see `main`):
-   the script (nice 0) keeps its processor
-   and the compile takes what is left (another core; the first run's imports of numpy +
-   pandas took no longer than with a job that waited for the script to end, and the
-   bytecode was complete 20% sooner). The script's own imports write the bytecode of what
-   they import, unless PYTHONDONTWRITEBYTECODE is set: each side writes a `.pyc` by rename,
-   and the compile keeps a file whose header matches its source (`bytecode.compile_tree`);
+   the script (nice 0) keeps its processor and the compile takes what is left (another
+   core; the first run's imports of numpy + pandas took no longer than with a job that
+   waited for the script to end, and the bytecode was complete 16-20% sooner). The
+   script's own imports write the bytecode of what they import, unless
+   PYTHONDONTWRITEBYTECODE is set: each side writes a `.pyc` by rename, and the compile
+   keeps a file whose header matches its source (`bytecode.compile_tree`);
 4. runs `builder.compile_and_share_bytecode`, the build's own bytecode step;
 5. flushes the cache's filesystem (unless RUNNER_NO_SYNC), then removes the marker: a
    marker that is gone means bytecode that is on disk.
