@@ -14,7 +14,8 @@ the job
    job is on its way;
 2. holds the environment's lease (flock LOCK_SH, as a running script does): prune and clean
    skip the environment and never wait for it;
-3. runs at once, beside the script, at nice NICE (its scheduling group too, see `main`):
+3. runs at once, beside the script, at nice NICE (its scheduling group too:
+   `proc.yield_processor`):
    the script (nice 0) keeps its processor and the compile takes what is left (another
    core; the first run's imports of numpy + pandas took no longer than with a job that
    waited for the script to end, and the bytecode was complete 16-20% sooner). The
@@ -220,14 +221,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         sys.stderr.write("usage: python -m runner.bgcompile [--fd N] STORE_DIR\n")
         return 2
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(NICE)
-    # Linux schedules a session (the job has its own: `proc.spawn_detached`) as one group
-    # when autogroup is on; nice then only orders the group's own processes, and the group
-    # gets as much as the script's: 10 numpy + pandas scripts at once took 28% longer.
-    # Lower the group's weight too.
-    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w", encoding="ascii") as g:
-        g.write(str(NICE))
+    from runner import proc
+
+    proc.yield_processor(NICE)
     from runner.cache import Cache
     from runner.config import Config
     from runner.report import Reporter

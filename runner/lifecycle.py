@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import alias as alias_format
-from runner import filestore, layout, pycindex, records
+from runner import filestore, layout, proc, pycindex, records
 from runner.cache import Cache, cache_error, process_start_time
 from runner.errors import CacheError
 from runner.fsutil import (
@@ -1192,6 +1192,7 @@ def _auto_prune_main(argv: list[str]) -> int:
     starts."""
     from runner.config import Config
 
+    proc.yield_processor(10)  # beside the script that was about to start
     maybe_auto_prune(Cache(argv[0], config=Config.from_environ()), Reporter(quiet=True))
     return 0
 
