@@ -19,19 +19,10 @@ import re
 from runner.values import dataclass
 
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
-_RELEASE = r"[0-9]+(?:\.[0-9]+)*"
-# `.*` only after == and != (packaging refuses it elsewhere); ~= needs two release parts.
-_ONE_SPEC = (
-    rf"(?:(?:==|!=)[ \t]*{_RELEASE}(?:\.\*)?"
-    rf"|(?:<=|>=|<|>)[ \t]*{_RELEASE}"
-    rf"|~=[ \t]*[0-9]+(?:\.[0-9]+)+)"
-)
-_PATTERN = (
-    rf"[ \t]*(?P<name>{_NAME})[ \t]*"
-    rf"(?:\[[ \t]*(?P<extras>{_NAME}(?:[ \t]*,[ \t]*{_NAME})*)[ \t]*\][ \t]*)?"
-    rf"(?P<specs>{_ONE_SPEC}(?:[ \t]*,[ \t]*{_ONE_SPEC})*)?[ \t]*"
-)
-_SPEC = r"(==|!=|<=|>=|~=|<|>)[ \t]*([0-9.*]+)"
+# The name, extras (checked one by one), and the rest: specifiers, checked one by one.
+# Small expressions: compiling them is part of every cold run.
+_SHAPE = rf"[ \t]*({_NAME})[ \t]*(?:\[([^\]]*)\])?([^\[\]]*)"
+_SPEC = r"(==|!=|<=|>=|~=|<|>)[ \t]*([0-9]+(?:\.[0-9]+)*)(\.\*)?"
 _compiled: dict[str, re.Pattern[str]] = {}
 
 
@@ -57,17 +48,28 @@ class SimpleRequirement:
 def parse(text: str) -> SimpleRequirement | None:
     """`text` read as a requirement of the everyday form; None if it is in another form
     (which may still be valid: ask `packaging`)."""
-    match = _regex(_PATTERN).fullmatch(text)
-    if match is None:
+    shape = _regex(_SHAPE).fullmatch(text)
+    if shape is None:
         return None
-    extras = match.group("extras")
-    specs = match.group("specs")
-    return SimpleRequirement(
-        name=canonical_name(match.group("name")),
-        extras=frozenset(canonical_name(e.strip()) for e in extras.split(","))
-        if extras
-        else frozenset(),
-        specifiers=frozenset(op + version for op, version in _regex(_SPEC).findall(specs))
-        if specs
-        else frozenset(),
-    )
+    name, extras_text, rest = shape.groups()
+    names = _regex(_NAME)
+    extras = set()
+    if extras_text is not None:
+        for extra in extras_text.split(","):
+            extra = extra.strip(" \t")
+            if not names.fullmatch(extra):
+                return None  # `[]`, `[a,]`... : packaging's to judge
+            extras.add(canonical_name(extra))
+    specifiers = set()
+    rest = rest.strip(" \t")
+    for piece in rest.split(",") if rest else ():
+        spec = _regex(_SPEC).fullmatch(piece.strip(" \t"))
+        if spec is None:
+            return None
+        operator, release, wildcard = spec.groups()
+        if wildcard and operator not in ("==", "!="):
+            return None  # `>=1.*` is invalid
+        if operator == "~=" and "." not in release:
+            return None  # `~=1` is invalid
+        specifiers.add(operator + release + (wildcard or ""))
+    return SimpleRequirement(canonical_name(name), frozenset(extras), frozenset(specifiers))

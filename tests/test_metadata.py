@@ -532,3 +532,42 @@ def test_invalid_metadata_never_runs_the_script(tmp_path: Path) -> None:
     assert not (tmp_path / "cache" / "store").exists() or not any(
         (tmp_path / "cache" / "store").iterdir()
     )
+
+
+_LINES = [
+    b"",
+    b"#!/usr/bin/env python3",
+    b"# -*- coding: latin-1 -*-",
+    b"# vim: set fileencoding=utf-8 :",
+    b"# coding=ascii",
+    b"# coding: no-such-codec",
+    b"print('caf\xc3\xa9')",
+    b"print('caf\xe9')",
+    b"# a comment about decoding",
+    b"\xef\xbb\xbf# with a BOM",
+    b"x = 1\r",
+]
+
+
+def test_encoding_is_what_tokenize_says() -> None:
+    """The cheap answer for the usual script is tokenize.detect_encoding's, errors included,
+    on every three-line arrangement of lines that matter to it."""
+    import io
+    import itertools
+    import tokenize
+
+    from runner.metadata import _encoding
+
+    for lines in itertools.product(_LINES, repeat=3):
+        data = b"\n".join(lines)
+        try:
+            expected: str | type[SyntaxError] = tokenize.detect_encoding(io.BytesIO(data).readline)[
+                0
+            ]
+        except SyntaxError:
+            expected = SyntaxError
+        try:
+            got: str | type[SyntaxError] = _encoding(data)
+        except SyntaxError:
+            got = SyntaxError
+        assert got == expected, data

@@ -69,6 +69,9 @@ def test_keys_are_what_packaging_alone_gives(texts: list[str]) -> None:
     ("text", "expected"),
     [
         ("rich", ("rich", (), ())),
+        ("requests<3", ("requests", (), ("<3",))),
+        ("rich>=13.0,<14", ("rich", (), ("<14", ">=13.0"))),
+        ("pandas[performance]==2.2.*", ("pandas", ("performance",), ("==2.2.*",))),
         ("Requests < 3", ("requests", (), ("<3",))),
         (
             "Foo_Bar.baz[Extra_One, two]>=1.0,!=1.1.*",
