@@ -76,8 +76,13 @@ def yield_processor(nice: int) -> None:
     """
     with contextlib.suppress(OSError, AttributeError):
         os.nice(nice)
-    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w", encoding="ascii") as g:
-        g.write(str(nice))
+    try:  # only a session of its own: never the group of the shell that started us
+        alone = os.getsid(0) != os.getsid(os.getppid())
+    except (OSError, AttributeError):
+        alone = False
+    if alone:
+        with contextlib.suppress(OSError), open("/proc/self/autogroup", "w", encoding="ascii") as g:
+            g.write(str(nice))
 
 
 def run(

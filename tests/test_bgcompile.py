@@ -415,3 +415,36 @@ def test_small_environments_are_compiled_before_publish(
     env_dir = the_env(cache_dir)
     assert not (env_dir / PENDING).exists()
     assert uncompiled(env_dir) == []
+
+
+# In a session of its own (as a detached job is): first a process of that session whose
+# parent shares it (a shell's child), then the session's own leader, lower their priority.
+_YIELD_IN_A_SESSION = """
+import subprocess, sys
+from runner import proc
+child = "from runner import proc; proc.yield_processor(10); "
+child += "print(open('/proc/self/autogroup').read())"
+got = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+print(got.stdout.strip())
+proc.yield_processor(10)
+print(open("/proc/self/autogroup").read().strip())
+"""
+
+
+def test_yield_processor_renices_only_a_session_of_its_own() -> None:
+    """The scheduling group is the whole session's: a process whose parent is in its
+    session (started from a shell) must not lower the shell's group, only its own nice."""
+    if not os.path.exists("/proc/self/autogroup"):
+        pytest.skip("no autogroup here")
+    got = subprocess.run(
+        [sys.executable, "-c", _YIELD_IN_A_SESSION],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+        check=False,
+    )
+    assert got.returncode == 0, got.stderr
+    from_shell, own_session = got.stdout.splitlines()
+    assert from_shell.split()[-2:] == ["nice", "0"], from_shell
+    assert own_session.split()[-2:] == ["nice", "10"], own_session
