@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier
 from packaging.utils import canonicalize_name
 
 from runner import simplereq
@@ -57,9 +58,9 @@ def test_whatever_it_reads_packaging_reads_the_same(text: str) -> None:
 def test_keys_are_what_packaging_alone_gives(texts: list[str]) -> None:
     valid = []
     for text in texts:
-        try:
-            Requirement(text)
-        except InvalidRequirement:
+        try:  # (packaging 26.0 parses some invalid specifiers only when they are used)
+            normalize_requirements([text], everyday=False)
+        except (InvalidRequirement, InvalidSpecifier):
             continue
         valid.append(text)
     assert normalize_requirements(valid) == normalize_requirements(valid, everyday=False)
