@@ -113,7 +113,7 @@ def validate_requirements(requirements: list[str]) -> list[Requirement]:
     for text in requirements:
         try:
             parsed.append(Requirement(text))
-        except InvalidRequirement as exc:
+        except (InvalidRequirement, InvalidSpecifier) as exc:  # 26.0 may raise the latter
             problems.append(redact_text(f"{text!r}: {str(exc).splitlines()[0]}"))
     if problems:
         raise UsageError(
@@ -441,7 +441,7 @@ def _edit(
                 end += _edit_dependencies(src, start, end, deps)
             if target_python is not None:
                 _edit_requires_python(src, start, end, target_python)
-        except (_Unsupported, tomllib.TOMLDecodeError, InvalidRequirement) as exc:
+        except (_Unsupported, tomllib.TOMLDecodeError, InvalidRequirement, InvalidSpecifier) as exc:
             raise MetadataError(
                 f"{path}:{start + 1}: cannot edit this metadata block automatically ({exc})",
                 hint="Edit the dependencies by hand; write them as "
@@ -492,7 +492,7 @@ def _original_text(req: Requirement, given: list[str]) -> str:
         try:
             if Requirement(text) == req:
                 return text.strip()
-        except InvalidRequirement:
+        except (InvalidRequirement, InvalidSpecifier):
             continue
     return str(req)
 

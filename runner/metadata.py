@@ -163,10 +163,11 @@ def _validate(
         if simplereq.parse(entry) is not None:
             continue  # valid: `packaging` is not imported for the everyday forms
         from packaging.requirements import InvalidRequirement, Requirement
+        from packaging.specifiers import InvalidSpecifier  # what packaging 26.0 may raise
 
         try:
             Requirement(entry)
-        except InvalidRequirement as exc:
+        except (InvalidRequirement, InvalidSpecifier) as exc:
             first = str(exc).splitlines()[0]
             problems.append(redact_text(f"{entry!r}: {first}"))
     if problems:

@@ -69,10 +69,11 @@ def requirement(value: str, option: str = "--with") -> str:
     """A PEP 508 requirement; a direct reference must be a URL installers understand."""
     _plain(value, option)
     from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import InvalidSpecifier  # what packaging 26.0 may raise
 
     try:
         req = Requirement(value)
-    except InvalidRequirement as exc:
+    except (InvalidRequirement, InvalidSpecifier) as exc:
         reason = str(exc).splitlines()[0]
         raise UsageError(
             f"{option} {_shown(value)}: not a valid requirement ({redact_text(reason)})",

@@ -347,6 +347,12 @@ ERRORS = [
         r"^s\.py:2: invalid dependencies: 1 is not a string; \{'b': 2\} is not a string$",
     ),
     (
+        # packaging 26.0 raises InvalidSpecifier, not InvalidRequirement, for this one
+        "dependencies-arbitrary-equality-then-bad-version",
+        src("# /// script", '# dependencies = ["x===0,==1.0.*.1"]', "# ///"),
+        r"^s\.py:2: invalid dependencies: 'x===0,==1\.0\.\*\.1': ",
+    ),
+    (
         "dependencies-bad-marker",
         src("# /// script", '# dependencies = ["a; nonsense == 1"]', "# ///"),
         r"invalid dependencies: 'a; nonsense == 1'",
