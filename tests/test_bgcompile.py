@@ -285,34 +285,31 @@ def test_a_finished_background_compile_leaves_every_later_run_warm(
     assert f"the bytecode of {env_dir} is complete" in logs(cache_dir)
 
 
-# Waits (without sleeping) until the background compile is done: the job holds the pending
-# marker locked exclusively until it has removed it. The alarm: a job that waited for the
-# script to end (as one did, for up to 10 s) never lets this script go on.
-_WAITS_FOR_THE_COMPILE = """
-import fcntl, os, signal, sys
-signal.alarm(9)
-try:
-    fd = os.open(os.path.join(sys.prefix, "runner-bytecode-pending"), os.O_RDONLY)
-except FileNotFoundError:
-    print("no compile pending", flush=True)
-else:
-    fcntl.flock(fd, fcntl.LOCK_SH)
-    print("compiled while the script ran", flush=True)
-"""
-
-
-def test_the_job_compiles_while_the_script_that_started_it_runs(
+def test_the_job_lets_the_script_that_started_it_finish_first(
     tmp_path: Path, cache_dir: Path, big_index: Path
 ) -> None:
-    """The job does not wait for the first run to end: niced, it compiles beside it."""
-    script = write_script(tmp_path / "s.py", BODY + _WAITS_FOR_THE_COMPILE, ["big"])
-    got = subprocess.run(
-        [RUNNER, "run", str(script)], capture_output=True, text=True, timeout=120, check=False
+    """The first run's imports do not compete with the compile (it waits for the run's
+    process, which became the script, to end: a pidfd; at most WAIT_FOR_SCRIPT s)."""
+    script = write_script(tmp_path / "s.py", BODY + "import sys\nsys.stdin.readline()\n", ["big"])
+    run = subprocess.Popen(
+        [RUNNER, "run", str(script)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert got.returncode == 0, got.stderr
-    assert got.stdout == "ok 1\ncompiled while the script ran\n"
-    env_dir = the_env(cache_dir)
-    assert not (env_dir / PENDING).exists()
+    try:
+        assert readline(run.stdout) == "ok 1\n"
+        env_dir = the_env(cache_dir)
+        # Well within WAIT_FOR_SCRIPT: only the script's own imports have bytecode.
+        assert len(uncompiled(env_dir)) == len(list(site_packages(env_dir).rglob("*.py"))) - 3
+        assert (env_dir / PENDING).exists()
+        _, err = run.communicate("\n", timeout=120)
+    finally:
+        run.kill()
+        run.wait()
+    assert run.returncode == 0, err
+    wait_for_bytecode(env_dir)
     assert uncompiled(env_dir) == []
 
 
