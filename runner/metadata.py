@@ -67,8 +67,9 @@ def decode_source(data: bytes, path: str) -> str:
 
 def _encoding(data: bytes) -> str:
     """`tokenize.detect_encoding`'s answer; without importing tokenize (its regular
-    expressions cost a cold run a millisecond) for the usual script: no BOM, and no
-    `coding` on its first two lines, which are UTF-8."""
+    expressions cost a millisecond) for the usual script: no BOM, and no `coding` on its
+    first two lines, which are UTF-8. (An environment made in-process imports it anyway:
+    stdlib `venv` imports logging, which imports it through traceback and linecache.)"""
     head = b"\n".join(data.split(b"\n", 2)[:2])
     if not head.startswith(b"\xef\xbb\xbf") and b"coding" not in head:
         try:
