@@ -61,6 +61,7 @@ def parse(text: str) -> SimpleRequirement | None:
                 return None  # `[]`, `[a,]`... : packaging's to judge
             extras.add(canonical_name(extra))
     specifiers = set()
+    operators: list[str] = []
     rest = rest.strip(" \t")
     for piece in rest.split(",") if rest else ():
         spec = _regex(_SPEC).fullmatch(piece.strip(" \t"))
@@ -71,5 +72,10 @@ def parse(text: str) -> SimpleRequirement | None:
             return None  # `>=1.*` is invalid
         if operator == "~=" and "." not in release:
             return None  # `~=1` is invalid
+        if operator in operators:
+            # `==1.0,==1.00`: equal versions written two ways, which packaging 26.0 merges
+            # into one specifier and 26.4 keeps as two. Only one operator can repeat so.
+            return None
+        operators.append(operator)
         specifiers.add(operator + release + (wildcard or ""))
     return SimpleRequirement(canonical_name(name), frozenset(extras), frozenset(specifiers))

@@ -100,6 +100,7 @@ def test_everyday_forms(text: str, expected: tuple[str, tuple[str, ...], tuple[s
         "pkg~=1",  # invalid
         "-pkg",  # invalid
         "pkg\u00a0",
+        "pkg==1.0,==1.00",  # one operator twice: packaging 26.0 merges, 26.4 keeps both
     ],
 )
 def test_other_forms_are_left_to_packaging(text: str) -> None:
