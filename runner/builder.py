@@ -39,13 +39,13 @@ def _while_installing() -> None:
     `packaging` for `verify` (the cold path reads everyday requirements without it,
     `runner.simplereq`), the RECORD reader, compileall, the thread pools of file sharing,
     the file store and the bytecode index."""
+    # Import statements, not importlib.import_module: `-X importtime` (tests/test_warm.py)
+    # sees only these.
     import compileall  # noqa: F401
     import concurrent.futures  # noqa: F401
     import csv  # noqa: F401
 
-    import packaging.requirements
-    import packaging.utils
-    import packaging.version  # noqa: F401
+    from packaging import requirements, utils, version  # noqa: F401
 
     from runner import bytecode, filestore, pycindex  # noqa: F401
 
