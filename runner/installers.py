@@ -25,7 +25,6 @@ import re
 import shlex
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -199,6 +198,18 @@ def pinned_args(request: InstallRequest) -> list[str]:
     return ["--no-deps", "--require-hashes", "-r", str(request.pinned_file)]
 
 
+def _new_directory(within: Path, prefix: str) -> str:
+    """A new directory `<prefix><random>` in `within`, mode 0700 (tempfile.mkdtemp's, without
+    importing tempfile on the cold path)."""
+    while True:
+        path = os.path.join(within, f"{prefix}{os.urandom(6).hex()}")
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return path
+
+
 @contextmanager
 def private_requirements(lines: Sequence[str], within: Path | None = None) -> Iterator[Path]:
     """A requirements file only this user can read, removed when the installer is done.
@@ -206,7 +217,12 @@ def private_requirements(lines: Sequence[str], within: Path | None = None) -> It
     `within`: the directory to make it in (an unpublished build directory, so that a build
     killed before it could remove the file leaves it where prune removes it, not in $TMPDIR).
     """
-    directory = tempfile.mkdtemp(prefix=".runner-req-", dir=within)  # mode 0700
+    if within is None:
+        import tempfile
+
+        directory = tempfile.mkdtemp(prefix=".runner-req-")  # mode 0700
+    else:
+        directory = _new_directory(within, ".runner-req-")
     path = Path(directory) / "requirements.txt"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
