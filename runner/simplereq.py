@@ -4,8 +4,8 @@ Most scripts depend on `name`, `name[extra]` or `name>=1.2,<2`. Reading those he
 `packaging.requirements` (about 25 ms of imports: its tokenizer's regexes, markers, tags,
 logging, dataclasses) off a cold run's path before the installer starts; the build imports
 it while the installer runs, to check the result. A string in any other form (a marker, a
-URL, a pre-release, local or epoch version, `===`, parentheses) gives None here and the
-caller asks `packaging`, which also words the errors.
+URL, a pre-release, local or epoch version, `===`, parentheses, one operator twice) gives
+None here and the caller asks `packaging`, which also words the errors.
 
 Whatever this accepts, `packaging` accepts with the same name, extras and specifiers
 (`str(Specifier)` is operator + version as written): tests/test_simplereq.py compares the
@@ -74,7 +74,8 @@ def parse(text: str) -> SimpleRequirement | None:
             return None  # `~=1` is invalid
         if operator in operators:
             # `==1.0,==1.00`: equal versions written two ways, which packaging 26.0 merges
-            # into one specifier and 26.4 keeps as two. Only one operator can repeat so.
+            # into one specifier and 26.4 keeps as two (only specifiers with the same
+            # operator can be equal).
             return None
         operators.append(operator)
         specifiers.add(operator + release + (wildcard or ""))
