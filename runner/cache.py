@@ -18,7 +18,7 @@ from typing import Any
 from runner import alias, layout, records, trust
 from runner.config import SOFT_LEASE_SECONDS, Config
 from runner.errors import CacheError
-from runner.fsutil import atomic_write_text, fsync_dir, replace_retrying
+from runner.fsutil import atomic_write_text, fsync_dir, new_directory, replace_retrying
 from runner.layout import CACHEDIR_TAG, SUBDIRS
 
 _NO_LOCKING = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
@@ -253,16 +253,12 @@ class Cache:
 
     def new_build_dir(self, key: str) -> Path:
         """A fresh private directory at its final location, never reused."""
-        while True:
-            # os.urandom is what secrets.token_hex reads; `secrets` would import hashlib (OpenSSL).
-            path = self.store / f"{key}-{os.urandom(layout.TOKEN_LENGTH // 2).hex()}"
-            try:
-                path.mkdir(mode=0o755)
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise cache_error(self.store, exc, "creating a build directory") from None
-            return path
+        try:
+            return new_directory(
+                self.store, f"{key}-", mode=0o755, token_bytes=layout.TOKEN_LENGTH // 2
+            )
+        except OSError as exc:
+            raise cache_error(self.store, exc, "creating a build directory") from None
 
     @contextlib.contextmanager
     def build_lock(

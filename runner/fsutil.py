@@ -42,6 +42,20 @@ def replace_retrying(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -
     retrying(os.replace, src, dst)
 
 
+def new_directory(parent: Path, prefix: str, *, mode: int, token_bytes: int = 6) -> Path:
+    """A new directory `<prefix><random hex>` in `parent`, never one that existed (what
+    tempfile.mkdtemp makes, with `mode`). The names come from os.urandom, which is what
+    secrets.token_hex reads: a cold run imports neither tempfile nor secrets (which imports
+    hashlib's OpenSSL). Errors other than a name taken propagate."""
+    while True:
+        path = parent / f"{prefix}{os.urandom(token_bytes).hex()}"
+        try:
+            path.mkdir(mode=mode)
+        except FileExistsError:
+            continue
+        return path
+
+
 def _new_file(directory: Path, prefix: str) -> tuple[int, str]:
     """A new file `<prefix><random>.tmp` in `directory`, mode 0600, open for writing: what
     tempfile.mkstemp makes, without importing tempfile (and random) on every cold run."""

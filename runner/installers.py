@@ -32,6 +32,7 @@ from typing import Protocol
 
 from runner import pipconfig, proc, records
 from runner.errors import InstallError, NetworkError
+from runner.fsutil import new_directory
 from runner.interpreters import Interpreter
 from runner.redact import redact_text
 from runner.report import Reporter
@@ -198,18 +199,6 @@ def pinned_args(request: InstallRequest) -> list[str]:
     return ["--no-deps", "--require-hashes", "-r", str(request.pinned_file)]
 
 
-def _new_directory(within: Path, prefix: str) -> str:
-    """A new directory `<prefix><random>` in `within`, mode 0700 (tempfile.mkdtemp's, without
-    importing tempfile on the cold path)."""
-    while True:
-        path = os.path.join(within, f"{prefix}{os.urandom(6).hex()}")
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            continue
-        return path
-
-
 @contextmanager
 def private_requirements(lines: Sequence[str], within: Path | None = None) -> Iterator[Path]:
     """A requirements file only this user can read, removed when the installer is done.
@@ -222,7 +211,7 @@ def private_requirements(lines: Sequence[str], within: Path | None = None) -> It
 
         directory = tempfile.mkdtemp(prefix=".runner-req-")  # mode 0700
     else:
-        directory = _new_directory(within, ".runner-req-")
+        directory = str(new_directory(within, ".runner-req-", mode=0o700))
     path = Path(directory) / "requirements.txt"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
