@@ -24,6 +24,20 @@ DEAD_INDEX = "http://127.0.0.1:9/simple"
 PYENV = Path.home() / ".pyenv" / "versions"
 
 
+def _uv_missing() -> bool:
+    from runner.installers import find_uv
+
+    return find_uv() is None
+
+
+# Both installers, for @pytest.mark.parametrize("installer", INSTALLERS); uv is skipped
+# where it is not installed.
+INSTALLERS = [
+    "pip",
+    pytest.param("uv", marks=pytest.mark.skipif(_uv_missing(), reason="uv is not installed")),
+]
+
+
 def pyenv_python(minor: str) -> str | None:
     """Path of an installed ~/.pyenv Python X.Y, or None."""
     for candidate in sorted(PYENV.glob(f"{minor}.*"), reverse=True):

@@ -13,18 +13,13 @@ import pytest
 
 from runner import bytecode
 from runner.builder import compile_bytecode
-from runner.installers import find_uv
 from runner.report import Reporter
 from runner.venvs import Created
-from tests.conftest import published, pyenv_python, run_runner, write_script
+from tests.conftest import INSTALLERS, published, pyenv_python, run_runner, write_script
 from tests.wheels import make_wheel
 
 pytestmark = pytest.mark.timeout(240)
 
-INSTALLERS = [
-    "pip",
-    pytest.param("uv", marks=pytest.mark.skipif(find_uv() is None, reason="no uv")),
-]
 BROKEN = 'print "this is Python 2"\n'
 # Enough modules for the compile program's process pool (more than 2 x 40 files).
 MANY = 120

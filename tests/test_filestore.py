@@ -19,7 +19,7 @@ import pytest
 from runner import builder, filestore
 from runner.cache import Cache
 from runner.report import Reporter
-from tests.conftest import run_runner, write_script
+from tests.conftest import INSTALLERS, run_runner, write_script
 from tests.test_concurrency import _kill_group, _start_build, _wait_for_checkpoint
 from tests.wheels import make_wheel
 
@@ -341,14 +341,10 @@ def two_envs(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     return a, b, env_of(cache, a), env_of(cache, b)
 
 
-@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize("installer", INSTALLERS)
 def test_environments_share_sources_and_bytecode(
     tmp_path: Path, wheels: Path, monkeypatch: pytest.MonkeyPatch, installer: str
 ) -> None:
-    from runner.installers import find_uv
-
-    if installer == "uv" and find_uv() is None:
-        pytest.skip("uv is not installed")
     monkeypatch.setenv("RUNNER_INSTALLER", installer)
     a, _b, env_a, env_b = two_envs(tmp_path)
     (site_a,) = env_a.glob("lib/python*/site-packages")

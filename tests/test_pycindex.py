@@ -24,7 +24,7 @@ import pytest
 
 from runner import bytecode, filestore, lifecycle, pycindex
 from runner.cache import Cache
-from tests.conftest import run_runner, write_script
+from tests.conftest import INSTALLERS, run_runner, write_script
 from tests.test_concurrency import _kill_group, _start_build, _wait_for_checkpoint
 from tests.test_filestore import SITE, env_of, fake_env, ino
 from tests.wheels import make_wheel
@@ -148,25 +148,26 @@ def test_a_variant_links_known_bytecode_and_compiles_only_its_new_files(tmp_path
     assert check_index(tmp_path) == len(FILES) + 1
 
 
+def env_linking_uv_cache(tmp_path: Path, name: str, mtime: int) -> Path:
+    """An environment whose `mod.py` is linked from a uv cache copy with this mtime."""
+    cached = tmp_path / "uv-cache" / name / "mod.py"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"M = 1\n")
+    os.utime(cached, (mtime, mtime))
+    env = fake_env(tmp_path, name, {})
+    os.link(cached, env / SITE / "mod.py")
+    return env
+
+
 def test_a_header_that_does_not_match_the_source_is_a_miss(tmp_path: Path) -> None:
     """uv links sources from its cache: re-extracted, a source has a new mtime, and the
     stored .pyc (for the old one) is not what compiling it now writes."""
-    cached = tmp_path / "uv-cache" / "old" / "mod.py"
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(b"M = 1\n")
-    os.utime(cached, (1_600_000_000, 1_600_000_000))
-    one = fake_env(tmp_path, "one", {})
-    os.link(cached, one / SITE / "mod.py")
+    one = env_linking_uv_cache(tmp_path, "one", 1_600_000_000)
     lookup, shared = look_up(one, tmp_path)
     assert shared.already_shared == 1 and str(one / SITE / "mod.py") not in shared.digests
     assert compile_and_record(one, tmp_path, lookup) == 1  # hashed by the index itself
 
-    again = tmp_path / "uv-cache" / "new" / "mod.py"
-    again.parent.mkdir(parents=True)
-    again.write_bytes(b"M = 1\n")
-    os.utime(again, (1_700_000_000, 1_700_000_000))
-    two = fake_env(tmp_path, "two", {})
-    os.link(again, two / SITE / "mod.py")
+    two = env_linking_uv_cache(tmp_path, "two", 1_700_000_000)
     lookup, _ = look_up(two, tmp_path)
     assert (lookup.hits, len(lookup.misses)) == (0, 1)
     assert compile_and_record(two, tmp_path, lookup) == 1  # the entry now names the new one
@@ -176,7 +177,7 @@ def test_a_header_that_does_not_match_the_source_is_a_miss(tmp_path: Path) -> No
     assert ino(entry) == ino(pyc_of(two / SITE / "mod.py"))
     # A third environment linking the new source now hits.
     three = fake_env(tmp_path, "three", {})
-    os.link(again, three / SITE / "mod.py")
+    os.link(tmp_path / "uv-cache" / "two" / "mod.py", three / SITE / "mod.py")
     assert look_up(three, tmp_path)[0].hits == 1
 
 
@@ -455,14 +456,10 @@ def every_pyc_is_what_compiling_writes(env: Path, work: Path) -> int:
     return compared
 
 
-@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_variant_compiles_only_its_new_files_and_gets_the_same_bytecode(
     tmp_path: Path, wheels: Path, monkeypatch: pytest.MonkeyPatch, installer: str
 ) -> None:
-    from runner.installers import find_uv
-
-    if installer == "uv" and find_uv() is None:
-        pytest.skip("uv is not installed")
     monkeypatch.setenv("RUNNER_INSTALLER", installer)
     a = write_script(tmp_path / "a.py", BODY, ["alpha"])
     b = write_script(tmp_path / "b.py", BODY, ["alpha", "beta"])
