@@ -36,12 +36,17 @@ import hashlib
 import os
 import secrets
 import stat
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner import layout
 from runner.values import dataclass, field
+
+if TYPE_CHECKING:
+    from io import BufferedReader
 
 EXECUTABLE_SUFFIX = ".x"
 TEMP_PREFIX = ".tmp-"  # copies being added, inside files/<2 hex>/
@@ -86,7 +91,15 @@ def _is_hex(text: str) -> bool:
 
 def hash_file(path: Path | str) -> str:
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        return _hash_open(f)
+
+
+def _hash_open(f: BufferedReader) -> str:
+    return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _open_nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 # --------------------------------------------------------------------------- what is shared
@@ -178,21 +191,58 @@ def replace_with_link(stored: Path | str, path: Path, tmp: Path | None = None) -
         raise
 
 
-def _add(path: Path, st: os.stat_result, target: Path) -> None:
-    """Make `path` (the environment's own file, link count 1) the stored copy at `target`,
-    read-only; it stays the environment's file through the link.
+def _add(fd: int, path: Path, st: os.stat_result, target: Path) -> None:
+    """Make the environment's own file (link count 1), open at `fd` and listed as `path`,
+    the stored copy at `target`, read-only; it stays the environment's file through the link.
 
-    Raises FileExistsError if another build stored the same content first.
+    Raises FileExistsError if another build stored the same content first, _Replaced if
+    `path` no longer names the file that was opened (so its bytes are not the ones hashed).
     """
     mode = (_READ_ONLY | _EXECUTABLE) if st.st_mode & _EXECUTABLE else _READ_ONLY
     target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    os.chmod(path, mode)
+    os.fchmod(fd, mode)
     try:
-        _link(path, target)
+        _link_opened(fd, path, target)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.chmod(path, stat.S_IMODE(st.st_mode))
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
         raise
+
+
+class _Replaced(Exception):
+    """The file that was hashed is no longer the one at its path."""
+
+
+def _link_opened(fd: int, path: Path, target: Path) -> None:
+    """Hard link the very file open at `fd` (hashed through it) as `target`.
+
+    A name is not enough: a script running in a published environment replaces a `.pyc`
+    it finds missing or stale by rename (the background compile shares bytecode while the
+    first run imports), and linking the name after that would store other bytes under
+    this digest. On Linux the link is made through /proc/self/fd (linkat follows that
+    link to the open file; it fails for a file no name holds any more); elsewhere the name
+    is checked to still hold the open file just before it is linked.
+    """
+    opened = os.fstat(fd)
+    if _PROC_FD:
+        directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=directory)
+        except FileNotFoundError:
+            if os.fstat(fd).st_nlink == 0:
+                raise _Replaced from None
+            raise
+        finally:
+            os.close(directory)
+        return
+    now = os.lstat(path)
+    if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+        raise _Replaced
+    _link(path, target)
+
+
+# Whether linkat can link an open file through /proc (Linux with /proc mounted).
+_PROC_FD = sys.platform.startswith("linux") and os.path.isdir("/proc/self/fd")
 
 
 def _share_one(
@@ -213,28 +263,37 @@ def _share_one(
             return "shared", 0, None
         # Empty files too: they hold no data, but a shared `__init__.py` gives every
         # environment the same mtime for it, hence the same bytecode.
-        digest = hash_file(path)
-        target = stored_path(root, digest, bool(st.st_mode & _EXECUTABLE))
-        for _attempt in range(4):
-            try:
-                tst = os.stat(target)
-            except FileNotFoundError:
-                tst = None
-            try:
-                if tst is None:
-                    _add(path, st, target)
-                    return "added", 0, digest
-                if (tst.st_dev, tst.st_ino) == (st.st_dev, st.st_ino):
-                    return "skip", 0, None  # already the stored file
-                if tst.st_size != st.st_size:
-                    # A damaged stored file: `cache verify` reports it.
-                    return "private", 0, None
-                replace_with_link(target, path)
-                return "linked", st.st_size, digest
-            except FileExistsError:
-                continue  # another build stored it first: link to theirs
-            except FileNotFoundError:
-                continue  # collected in between: add it again
+        with open(path, "rb", opener=_open_nofollow) as f:
+            opened = os.fstat(f.fileno())
+            if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+                return "private", 0, None  # replaced since it was listed: look no further
+            digest = _hash_open(f)
+            target = stored_path(root, digest, bool(st.st_mode & _EXECUTABLE))
+            for _attempt in range(4):
+                try:
+                    tst = os.stat(target)
+                except FileNotFoundError:
+                    tst = None
+                try:
+                    if tst is None:
+                        _add(f.fileno(), path, st, target)
+                        return "added", 0, digest
+                    if (tst.st_dev, tst.st_ino) == (st.st_dev, st.st_ino):
+                        return "skip", 0, None  # already the stored file
+                    if tst.st_size != st.st_size:
+                        # A damaged stored file: `cache verify` reports it.
+                        return "private", 0, None
+                    # Whatever the name holds now (the file hashed, or bytecode a script
+                    # wrote for the same source since), the stored copy of the bytes
+                    # hashed can take its place.
+                    replace_with_link(target, path)
+                    return "linked", st.st_size, digest
+                except _Replaced:
+                    return "private", 0, None  # the name holds a newer file: leave it be
+                except FileExistsError:
+                    continue  # another build stored it first: link to theirs
+                except FileNotFoundError:
+                    continue  # collected in between: add it again
         return "private", 0, None
     except OSError as exc:
         if exc.errno in _CANNOT_LINK:

@@ -305,14 +305,24 @@ def record(lookup: Lookup, stored: Mapping[str, str]) -> int:
     whose .pyc went into the store (`stored`: {path: sha256} from `filestore.share`).
     Returns the number of entries written; never raises for an entry."""
 
+    store = lookup.root.parent
+
     def one(source: _Source) -> bool:
-        if source.pyc not in stored:
+        digest = stored.get(source.pyc)
+        if digest is None:
             return False  # not compiled (a syntax error) or not stored
-        found = _read_header(source.pyc)
+        # The stored copy, not the environment's name: a script running meanwhile may have
+        # written its own .pyc there since (`filestore._link_opened`).
+        try:
+            executable = bool(os.stat(source.pyc).st_mode & 0o111)
+        except OSError:
+            return False
+        pyc = str(filestore.stored_path(store, digest, executable))
+        found = _read_header(pyc)
         if found is None or found[0] != source.header:
             return False  # its source changed since it was looked up
         try:
-            write_entry(lookup.root / source.key, source.pyc)
+            write_entry(lookup.root / source.key, pyc)
         except OSError:
             return False
         return True

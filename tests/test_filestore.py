@@ -145,7 +145,7 @@ def test_where_links_cannot_be_made_files_stay_private_and_nothing_fails(
 ) -> None:
     calls: list[str] = []
 
-    def no_links(src: object, dst: object) -> None:
+    def no_links(src: object, dst: object, **kwargs: object) -> None:
         calls.append(str(dst))
         raise OSError(code, os.strerror(code))
 
@@ -180,10 +180,10 @@ def test_a_file_with_too_many_links_stays_private_and_the_rest_is_shared(
     real_link = os.link
     x_stored = str(stored_for(tmp_path, a / SITE / "x.py"))
 
-    def link(src: object, dst: object) -> None:
+    def link(src: object, dst: object, **kwargs: object) -> None:
         if str(src) == x_stored:
             raise OSError(errno.EMLINK, os.strerror(errno.EMLINK))
-        real_link(src, dst)  # type: ignore[arg-type]
+        real_link(src, dst, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(filestore, "_link", link)
     b = fake_env(tmp_path, "b", {"x.py": b"x\n", "y.py": b"y\n"})
@@ -196,26 +196,57 @@ def test_a_file_with_too_many_links_stays_private_and_the_rest_is_shared(
 def test_an_unreadable_file_stays_private_and_a_full_disk_fails_the_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_hash = filestore.hash_file
+    real_hash = filestore._hash_open
 
-    def hash_file(path: Path | str) -> str:
-        if str(path).endswith("secret.py"):
+    def hash_open(f: io.BufferedReader) -> str:
+        if f.name.endswith("secret.py"):
             raise PermissionError(errno.EACCES, "Permission denied")
-        return real_hash(path)
+        return real_hash(f)
 
-    monkeypatch.setattr(filestore, "hash_file", hash_file)
+    monkeypatch.setattr(filestore, "_hash_open", hash_open)
     env = fake_env(tmp_path, "a", {"secret.py": b"s\n", "open.py": b"o\n"})
     result = filestore.share(env, tmp_path)
     assert (result.private, result.fallback) == (1, None)
     assert os.stat(env / SITE / "open.py").st_nlink == 2
 
-    def full(src: object, dst: object) -> None:
+    def full(src: object, dst: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(filestore, "_link", full)
     with pytest.raises(OSError) as caught:
         filestore.share(fake_env(tmp_path, "b", {"new.py": b"n\n"}), tmp_path)
     assert caught.value.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize("proc_fd", [True, False])
+def test_a_file_replaced_while_it_is_hashed_is_never_stored_under_the_old_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proc_fd: bool
+) -> None:
+    """A script running in a published environment may replace a .pyc (by rename) while
+    the background compile shares it: the store must get the bytes that were hashed, or
+    nothing; the newer file stays the environment's own. With and without /proc."""
+    if proc_fd and not filestore._PROC_FD:
+        pytest.skip("no /proc/self/fd here")
+    monkeypatch.setattr(filestore, "_PROC_FD", proc_fd)
+    real_hash = filestore._hash_open
+
+    def hash_then_replace(f: io.BufferedReader) -> str:
+        digest = real_hash(f)
+        if f.name.endswith("new.pyc"):
+            tmp = Path(f.name + ".tmp")
+            tmp.write_bytes(b"written by the script meanwhile\n")
+            os.replace(tmp, f.name)
+        return digest
+
+    monkeypatch.setattr(filestore, "_hash_open", hash_then_replace)
+    env = fake_env(tmp_path, "a", {"__pycache__/new.pyc": b"compiled by the job\n"})
+    result = filestore.share(env, tmp_path, bytecode_only=True)
+    assert (result.added, result.private) == (0, 1)
+    all_stored_files_match_their_names(tmp_path)
+    assert not list(filestore.stored_files(tmp_path))
+    path = env / SITE / "__pycache__/new.pyc"
+    assert path.read_bytes() == b"written by the script meanwhile\n"
+    assert os.stat(path).st_nlink == 1
 
 
 def test_link_mode_comes_from_runner_link_mode() -> None:
@@ -275,11 +306,11 @@ KILLER = textwrap.dedent(
     from runner import filestore
     env, root, after = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     real_link, calls = os.link, []
-    def link(src, dst):
+    def link(src, dst, **kwargs):
         calls.append(dst)
         if len(calls) == after:
             os.kill(os.getpid(), signal.SIGKILL)  # half-way through linking
-        real_link(src, dst)
+        real_link(src, dst, **kwargs)
     filestore._link = link
     filestore.share(env, root)
     """
