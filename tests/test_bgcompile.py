@@ -161,6 +161,21 @@ def hung_job(fifo: Path) -> Iterator[list[int]]:
                 os.kill(pid, signal.SIGKILL)
 
 
+def kill_job(pid: int) -> None:
+    """SIGKILL the job and wait until it has ended (it is not our child): a process at nice
+    19 on a busy machine may take a while to run its exit, and its locks go only then."""
+    import select
+
+    pidfd = os.pidfd_open(pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        assert poller.poll(60_000), f"job {pid} did not end after SIGKILL"
+    finally:
+        os.close(pidfd)
+
+
 def assert_yields_the_processor(pid: int) -> None:
     """The job runs at nice 19, and so does its scheduling group where Linux gives its
     session one (autogroup): nice alone would not keep it from taking half the processor
@@ -253,7 +268,7 @@ def test_the_script_runs_before_the_compile_ends_and_every_later_run_is_warm(
         assert len(uncompiled(env_dir)) == len(missing)
 
         # Killed: the environment still works, and the next run starts the compile again.
-        os.kill(jobs[0], signal.SIGKILL)
+        kill_job(jobs[0])
         got = run_runner("run", "-v", str(script), input="\n")
         assert got.returncode == 0, got.stderr
         assert got.stdout.startswith("ok 1\n")
@@ -330,7 +345,7 @@ def test_sync_and_verify_repair_finish_a_killed_compile(
             run.kill()
             run.wait()
         assert out == "ok 1\n"
-        os.kill(jobs[0], signal.SIGKILL)
+        kill_job(jobs[0])
     env_dir = the_env(cache_dir)
     assert (env_dir / PENDING).exists()
     if command == "sync":
