@@ -186,10 +186,12 @@ def compile_bytecode(
         tail = "\n".join(done.output.strip().splitlines()[-5:])
         reporter.warn(f"could not compile the environment's bytecode ({took:.2f} s): {tail}")
         return
+    kept = done.files - done.written - done.failed
+    up_to_date = f", {kept} up to date already" if kept else ""
     skipped = f", {done.failed} skipped (they do not compile)" if done.failed else ""
     reporter.detail(
-        f"compiled {done.files} files{skipped} with {done.workers} "
-        f"worker{'s' if done.workers != 1 else ''} in {took:.2f} s"
+        f"compiled {done.written} of {done.files} files{up_to_date}{skipped} with "
+        f"{done.workers} worker{'s' if done.workers != 1 else ''} in {took:.2f} s"
     )
 
 

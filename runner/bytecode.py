@@ -26,7 +26,7 @@ from runner.values import dataclass
 _PROGRAM = r"""
 import sys
 sys.path = [p for p in sys.path if p]
-import compileall, functools, os, py_compile
+import compileall, functools, importlib.util, os, py_compile
 
 files = []
 for root in sys.argv[1:]:
@@ -34,6 +34,19 @@ for root in sys.argv[1:]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
         files.extend(os.path.join(dirpath, n) for n in filenames if n.endswith(".py"))
+
+
+def identity(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+# Which .pyc files this compile wrote (compileall keeps the ones that are up to date).
+cfiles = [importlib.util.cache_from_source(f) for f in files]
+before = [identity(c) for c in cfiles]
 compile_one = functools.partial(
     compileall.compile_file,
     force=FORCE,
@@ -61,8 +74,9 @@ if workers > 1:
 if results is None:
     workers = 1
     results = [compile_one(f, d) for f, d in zip(files, ddirs)]
+written = len([c for c, b in zip(cfiles, before) if identity(c) not in (None, b)])
 sys.stdout.flush()
-print("%s %d %d %d" % (MARK, len(files), len([r for r in results if not r]), workers))
+print("%s %d %d %d %d" % (MARK, len(files), len([r for r in results if not r]), workers, written))
 """
 _MARK = "RUNNER-COMPILED"
 # Below this many files per worker a pool costs more (starting workers) than it saves.
@@ -78,6 +92,7 @@ class Compiled:
     workers: int
     ok: bool
     output: str
+    written: int = 0  # .pyc files written; the others were up to date (or failed)
 
 
 def program(relative_to: str | None = None, force: bool = False) -> str:
@@ -123,9 +138,9 @@ def compile_tree(
         return Compiled(files=0, failed=0, workers=0, ok=False, output=str(exc))
     for line in reversed(outcome.output.splitlines()):
         fields = line.split()
-        if len(fields) == 4 and fields[0] == _MARK and outcome.ok:
-            files, failed, workers = (int(f) for f in fields[1:])
-            return Compiled(files, failed, workers, ok=True, output=outcome.output)
+        if len(fields) == 5 and fields[0] == _MARK and outcome.ok:
+            files, failed, workers, written = (int(f) for f in fields[1:])
+            return Compiled(files, failed, workers, ok=True, output=outcome.output, written=written)
     return Compiled(files=0, failed=0, workers=0, ok=False, output=outcome.output)
 
 
@@ -144,14 +159,17 @@ def _compile_here(
 ) -> Compiled:
     import compileall
     import contextlib
+    import importlib.util
     import io
     import py_compile
 
-    failed = 0
+    failed = written = 0
     out = io.StringIO()
     with contextlib.redirect_stdout(out):  # compile errors are printed: keep them off stdout
         for path in files:
             ddir = os.path.relpath(os.path.dirname(path), relative_to) if relative_to else None
+            cfile = importlib.util.cache_from_source(path)
+            before = _identity(cfile)
             if not compileall.compile_file(
                 path,
                 ddir,
@@ -160,4 +178,20 @@ def _compile_here(
                 invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP,
             ):
                 failed += 1
-    return Compiled(len(files), failed, workers=1 if files else 0, ok=True, output=out.getvalue())
+            written += _identity(cfile) not in (None, before)
+    return Compiled(
+        len(files),
+        failed,
+        workers=1 if files else 0,
+        ok=True,
+        output=out.getvalue(),
+        written=written,
+    )
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns

@@ -101,7 +101,7 @@ def test_everything_is_compiled_and_a_python2_module_does_not_fail_the_build(
     assert result.returncode == 0, result.stderr
     assert result.stdout == "7\n"
     assert "2 skipped (they do not compile)" in result.stderr
-    used = re.search(r"compiled \d+ files.* with (\d+) workers?", result.stderr)
+    used = re.search(r"compiled \d+ of \d+ files.* with (\d+) workers?", result.stderr)
     assert used is not None, result.stderr
     assert int(used.group(1)) == min(cores(), (MANY + 4) // bytecode.MIN_FILES_PER_WORKER)
     (pointer,) = published(cache_dir)
@@ -149,7 +149,7 @@ def test_compile_uses_a_process_pool_for_many_files_and_keeps_going(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1")  # would make py_compile pick checked-hash
     done = bytecode.compile_tree(sys.executable, (str(tmp_path),))
     assert done.ok, done.output
-    assert (done.files, done.failed) == (201, 1)
+    assert (done.files, done.failed, done.written) == (201, 1, 200)
     assert done.workers == min(cores(), 5)  # 200 files: at most 5 workers of 40 files
     assert "old.py" in done.output  # the compile error, for -v
     assert_all_compiled_by_timestamp(tmp_path, broken={"old.py"})
@@ -158,7 +158,7 @@ def test_compile_uses_a_process_pool_for_many_files_and_keeps_going(
 def test_few_files_of_runners_own_interpreter_compile_in_process(tmp_path: Path) -> None:
     write_tree(tmp_path, 10)
     done = bytecode.compile_tree(sys.executable, (str(tmp_path),), same_interpreter=True)
-    assert (done.ok, done.files, done.failed, done.workers) == (True, 11, 1, 1)
+    assert (done.ok, done.files, done.failed, done.workers, done.written) == (True, 11, 1, 1, 10)
     assert_all_compiled_by_timestamp(tmp_path, broken={"old.py"})
 
 
@@ -210,9 +210,12 @@ def test_an_up_to_date_pyc_is_kept_unless_forced(tmp_path: Path, same_interprete
     py_compile.compile(str(source), cfile=str(own), dfile=str(source), doraise=True)
     before = own.stat().st_ino
     kwargs = {"same_interpreter": same_interpreter, "relative_to": str(tmp_path)}
-    assert bytecode.compile_tree(sys.executable, (str(tmp_path),), **kwargs).ok
+    files = 3 if same_interpreter else 101  # one of them does not compile
+    done = bytecode.compile_tree(sys.executable, (str(tmp_path),), **kwargs)
+    assert (done.ok, done.files, done.written) == (True, files, files - 2)
     assert own.stat().st_ino == before
     assert marshal.loads(own.read_bytes()[16:]).co_filename == str(source)
-    assert bytecode.compile_tree(sys.executable, (str(tmp_path),), force=True, **kwargs).ok
+    done = bytecode.compile_tree(sys.executable, (str(tmp_path),), force=True, **kwargs)
+    assert (done.ok, done.written) == (True, files - 1)
     assert own.stat().st_ino != before
     assert marshal.loads(own.read_bytes()[16:]).co_filename == os.path.join("p1", "m1.py")
