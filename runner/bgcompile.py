@@ -14,13 +14,13 @@ the job
    job is on its way;
 2. holds the environment's lease (flock LOCK_SH, as a running script does): prune and clean
    skip the environment and never wait for it;
-3. yields the processor (`proc.yield_processor`: nice NICE, its scheduling group too) and
-   compiles at once, beside the script: with a core to spare it uses that core while the
-   script imports (which then finds some of its bytecode written); where scripts keep every
-   core busy it gets next to nothing until they end. It used to wait for the script to end,
-   since at nice 10 it slowed 10 numpy + pandas scripts started together (27-45% at first,
-   7% once its group was niced too); at nice 19 they end no later, and one run's bytecode
-   is complete 0.8 s sooner;
+3. waits until the script that started it has exited (a pidfd of the run, which execs the
+   script; at most WAIT_FOR_SCRIPT seconds), so the compile does not slow the first run's
+   own imports (which write the bytecode of what they import, unless
+   PYTHONDONTWRITEBYTECODE is set: the job keeps those files, see `bytecode.compile_tree`),
+   then compiles at nice NICE, its scheduling group too (`proc.yield_processor`). Starting
+   at once, even so, made 10 numpy + pandas scripts started together end 27-45% later
+   (their own imports write bytecode too) for a compile done 16-20% sooner;
 4. runs `builder.compile_and_share_bytecode`, the build's own bytecode step;
 5. flushes the cache's filesystem (unless RUNNER_NO_SYNC), then removes the marker: a
    marker that is gone means bytecode that is on disk.
@@ -54,10 +54,10 @@ if TYPE_CHECKING:
 
 # A job that was started this many times without finishing is not started again.
 MAX_STARTS = 3
-# The job yields the processor to the script that just started (and to everything else):
-# the lowest priority short of SCHED_IDLE, which could starve it (and `runner sync`, waiting
-# for it) for as long as other work keeps the processors busy.
-NICE = 19
+# The job yields the processor to the script that just started (and to everything else).
+NICE = 10
+# Seconds the job waits for the script that started it to exit before compiling anyway.
+WAIT_FOR_SCRIPT = 10.0
 
 
 def marker_path(env_dir: Path) -> Path:
@@ -107,9 +107,17 @@ def start_background(env_dir: Path, cache: Cache, reporter: Reporter) -> None:
                 "stopped); starting it again"
             )
         log = cache.log_path(env_dir.name.partition("-")[0])
-        pid = _spawn(
-            [sys.executable, "-m", "runner.bgcompile", "--fd", str(fd), str(env_dir)], fd, log
-        )
+        cmd = [sys.executable, "-m", "runner.bgcompile", "--fd", str(fd)]
+        fds = [fd]
+        starter = _own_pidfd()  # this process, which becomes the script
+        if starter is not None:
+            cmd += ["--wait-fd", str(starter)]
+            fds.append(starter)
+        try:
+            pid = _spawn([*cmd, str(env_dir)], tuple(fds), log)
+        finally:
+            if starter is not None:
+                os.close(starter)
         reporter.detail(
             f"compiling the bytecode in the background (pid {pid or '?'}, output in {log}); "
             "the script starts now, and imports what is not compiled yet from source"
@@ -122,13 +130,30 @@ def start_background(env_dir: Path, cache: Cache, reporter: Reporter) -> None:
         os.close(fd)  # the job holds the lock through its own copy
 
 
-def _spawn(cmd: list[str], fd: int, log: Path) -> int | None:
-    """Start `cmd` detached (`proc.spawn_detached`), handing it `fd`, its errors appended to
-    `log`."""
+def _own_pidfd() -> int | None:
+    """A descriptor that becomes readable when this process (after exec: the script) ends
+    (Linux 5.3 and later); None elsewhere."""
+    try:
+        return os.pidfd_open(os.getpid())
+    except (AttributeError, OSError):
+        return None
+
+
+def _wait_for(pidfd: int, timeout: float) -> bool:
+    """Wait until the process behind `pidfd` has ended, at most `timeout` s; whether it has."""
+    import select
+
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(int(timeout * 1000)))
+
+
+def _spawn(cmd: list[str], fds: tuple[int, ...], log: Path) -> int | None:
+    """Start `cmd` detached (`proc.spawn_detached`), its errors appended to `log`."""
     from runner import proc
 
     with open(log, "a", encoding="utf-8") as err:
-        return proc.spawn_detached(cmd, fds=(fd,), stderr=err)
+        return proc.spawn_detached(cmd, fds=fds, stderr=err)
 
 
 def finish(env_dir: Path, cache: Cache, reporter: Reporter) -> bool:
@@ -148,10 +173,13 @@ def finish(env_dir: Path, cache: Cache, reporter: Reporter) -> bool:
         reporter.end_status()
 
 
-def compile_pending(env_dir: Path, cache: Cache, reporter: Reporter, *, force: bool) -> bool:
-    """The job, holding the claim: lease, compile and share, flush, remove the marker.
-    Whether it compiled (False: the environment is gone). A failing compile is not a
-    failure: the environment works without bytecode, so the marker goes all the same."""
+def compile_pending(
+    env_dir: Path, cache: Cache, reporter: Reporter, *, force: bool, starter: int | None = None
+) -> bool:
+    """The job, holding the claim: lease, (wait for the script behind the pidfd `starter`),
+    compile and share, flush, remove the marker. Whether it compiled (False: the environment
+    is gone). A failing compile is not a failure: the environment works without bytecode,
+    so the marker goes all the same."""
     lease = start.take_lease(str(env_dir))
     if lease is None:  # removed by a cleanup meanwhile: nothing to compile
         reporter.detail(f"{env_dir} is gone; nothing to compile")
@@ -161,6 +189,8 @@ def compile_pending(env_dir: Path, cache: Cache, reporter: Reporter, *, force: b
             from runner.builder import checkpoint
 
             checkpoint("background-compile", cache.config)
+        if starter is not None and not _wait_for(starter, WAIT_FOR_SCRIPT):
+            reporter.detail(f"the script still runs after {WAIT_FOR_SCRIPT:g} s: compiling now")
         from runner import durable, records
         from runner.builder import compile_and_share_bytecode
         from runner.filestore import ShareResult
@@ -216,14 +246,17 @@ def _interpreter(env_dir: Path, cache: Cache) -> Interpreter | None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m runner.bgcompile [--fd N] STORE_DIR`: the detached job. With `--fd` it
-    holds the claim its starter took; without, it claims the marker itself."""
-    fd = None
-    if len(argv) == 3 and argv[0] == "--fd" and argv[1].isdigit():
-        fd, argv = int(argv[1]), argv[2:]
+    """`python -m runner.bgcompile [--fd N [--wait-fd M]] STORE_DIR`: the detached job. With
+    `--fd` it holds the claim its starter took; without, it claims the marker itself. With
+    `--wait-fd` (a pidfd) it lets that process end first."""
+    fds: dict[str, int] = {}
+    while len(argv) > 2 and argv[0] in ("--fd", "--wait-fd") and argv[1].isdigit():
+        fds[argv[0]] = int(argv[1])
+        argv = argv[2:]
     if len(argv) != 1:
-        sys.stderr.write("usage: python -m runner.bgcompile [--fd N] STORE_DIR\n")
+        sys.stderr.write("usage: python -m runner.bgcompile [--fd N [--wait-fd M]] STORE_DIR\n")
         return 2
+    fd = fds.get("--fd")
     from runner import proc
 
     proc.yield_processor(NICE)
@@ -248,7 +281,7 @@ def main(argv: list[str]) -> int:
         starts = int(text) if text.isdigit() else 1
     reporter.detail(f"compiling the bytecode of {env_dir} (start {starts}) at pid {os.getpid()}")
     try:
-        compile_pending(env_dir, cache, reporter, force=starts > 1)
+        compile_pending(env_dir, cache, reporter, force=starts > 1, starter=fds.get("--wait-fd"))
     finally:
         os.close(fd)
     return 0
