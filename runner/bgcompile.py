@@ -19,8 +19,12 @@ the job
    own imports (which write the bytecode of what they import, unless
    PYTHONDONTWRITEBYTECODE is set: the job keeps those files, see `bytecode.compile_tree`),
    then compiles at nice NICE, its scheduling group too (`proc.yield_processor`). Starting
-   at once, even so, made 10 numpy + pandas scripts started together end 27-45% later
-   (their own imports write bytecode too) for a compile done 16-20% sooner;
+   at once was tried twice. At nice 10, 10 numpy + pandas scripts started together ended
+   27-45% later (their own imports write bytecode too) for a compile done 16-20% sooner.
+   At nice 19, group included, the batch ended no later and one run's bytecode was
+   complete 0.7 s sooner, but that run's own imports took 15% longer (1.49 s against 1.30
+   without the job, on the "other" core of 2: shared caches, memory, disk), so its first
+   run ended 1.28x `uv run`'s time instead of 1.09x;
 4. runs `builder.compile_and_share_bytecode`, the build's own bytecode step;
 5. flushes the cache's filesystem (unless RUNNER_NO_SYNC), then removes the marker: a
    marker that is gone means bytecode that is on disk.

@@ -162,8 +162,8 @@ def hung_job(fifo: Path) -> Iterator[list[int]]:
 
 
 def kill_job(pid: int) -> None:
-    """SIGKILL the job and wait until it has ended (it is not our child): a process at nice
-    19 on a busy machine may take a while to run its exit, and its locks go only then."""
+    """SIGKILL the job and wait until it has ended (it is not our child): a niced process on
+    a busy machine may take a while to run its exit, and its locks go only then."""
     import select
 
     pidfd = os.pidfd_open(pid)
