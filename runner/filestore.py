@@ -99,7 +99,11 @@ def _hash_open(f: BufferedReader) -> str:
 
 
 def _open_nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return os.open(path, flags | _NOFOLLOW | _CLOEXEC)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows, where links are not shared
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 # --------------------------------------------------------------------------- what is shared
@@ -217,13 +221,12 @@ def _link_opened(fd: int, path: Path, target: Path) -> None:
     """Hard link the very file open at `fd` (hashed through it) as `target`.
 
     A name is not enough: a script running in a published environment replaces a `.pyc`
-    it finds missing or stale by rename (the background compile shares bytecode while the
-    first run imports), and linking the name after that would store other bytes under
-    this digest. On Linux the link is made through /proc/self/fd (linkat follows that
-    link to the open file; it fails for a file no name holds any more); elsewhere the name
-    is checked to still hold the open file just before it is linked.
+    it finds missing or stale by rename (the background compile shares bytecode while
+    copies of the script may import), and linking the name after that would store other
+    bytes under this digest. On Linux the link is made through /proc/self/fd (linkat
+    follows that link to the open file; it fails for a file no name holds any more);
+    elsewhere the name is checked to still hold the open file just before it is linked.
     """
-    opened = os.fstat(fd)
     if _PROC_FD:
         directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -235,7 +238,7 @@ def _link_opened(fd: int, path: Path, target: Path) -> None:
         finally:
             os.close(directory)
         return
-    now = os.lstat(path)
+    now, opened = os.lstat(path), os.fstat(fd)
     if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
         raise _Replaced
     _link(path, target)
