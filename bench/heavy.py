@@ -6,7 +6,8 @@ the network: every tool installs from that folder only (pip: PIP_NO_INDEX + PIP_
 no pip.conf; uv: UV_OFFLINE + UV_FIND_LINKS, no uv.toml). Each timed run builds a fresh
 environment while the package caches stay warm (pip has nothing to download; uv's cache is
 kept), which is what a user sees the first time a script with known packages runs. The tools
-take turns (interleaved), so drift on a busy machine hits all of them alike.
+take turns (interleaved), so drift on a busy machine hits all of them alike, and each run
+starts after an (untimed) sync, so none pays for the writeback of the run before it.
 
 Measured: runner with its default installer, `--installer pip` and `--installer uv`;
 `pipx run` (pip backend); `uv run --script`; `uv run --compile-bytecode --script`. runner
@@ -207,6 +208,10 @@ class Tool:
         work = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=scratch))
         self.reset()
         cmd, env = self.fresh(work)
+        # The previous run's writes (50-150 MB of files and bytecode) are still being written
+        # back; that would land on whichever tool runs next, always the same one in this
+        # fixed order. Untimed, so every run starts with nothing dirty.
+        os.sync()
         cpu = children_cpu()
         started = time.perf_counter()
         elapsed = timed(cmd, env, self.name)
