@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING
 
 from runner import layout, start
 
-# `runner run` imports this module to start the job: the builder (packaging, the
-# installers...) is imported by the job only, once it has yielded the processor.
+# The job imports the builder (packaging, the installers...) only once the script has ended:
+# its start-up must not compete with the script's.
 if TYPE_CHECKING:
     from runner.cache import Cache
     from runner.interpreters import Interpreter
