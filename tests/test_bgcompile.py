@@ -241,6 +241,11 @@ def test_the_script_runs_before_the_compile_ends_and_every_later_run_is_warm(
         # __pycache__ directories made before publish: the alias is still valid.
         assert len(missing) == len(list(site_packages(env_dir).rglob("*.py"))) - 3
         assert alias_target(cache_dir) == str(env_dir)
+        # Only the __pycache__ directly in a package of site-packages was made before
+        # publish (the alias would notice it); the script made big/p1's, nobody big/p2's.
+        big = site_packages(env_dir) / "big"
+        assert (big / "__pycache__").is_dir() and (big / "p1" / "__pycache__").is_dir()
+        assert not (big / "p2" / "__pycache__").exists()
 
         # Cleanup meanwhile skips the environment (the job's lease) and does not wait.
         assert lease_busy(env_dir)
