@@ -18,7 +18,7 @@ from runner.errors import InstallError
 from runner.fsutil import atomic_write_text, fsync_dir, remove_tree
 from runner.installers import Installer, InstallFailed, InstallRequest, Problem, UvInstaller
 from runner.interpreters import Interpreter
-from runner.records import Distribution, installed_distributions
+from runner.records import Distribution, fingerprint_dirs, installed_distributions
 from runner.report import Reporter
 from runner.spec import EnvSpec
 from runner.venvs import Created, create_venv, is_own_interpreter
@@ -229,7 +229,7 @@ def compile_and_share_bytecode(
         # Nothing to find (a first build): the lookup would only hash the sources (uv's:
         # 0.2-0.4 s for numpy + pandas) that the background job hashes anyway.
         and _index_is_empty(cache)
-        and _defer(env_dir, created, modules, len(modules), reporter)
+        and _defer(env_dir, modules, len(modules), reporter)
     ):
         return True
     known = None
@@ -240,11 +240,7 @@ def compile_and_share_bytecode(
         )
     checkpoint("indexed", cache.config)
     left = len(known.misses) if known is not None else len(modules)
-    if (
-        background
-        and left >= BACKGROUND_MIN_FILES
-        and _defer(env_dir, created, modules, left, reporter)
-    ):
+    if background and left >= BACKGROUND_MIN_FILES and _defer(env_dir, modules, left, reporter):
         return True
     compile_bytecode(
         created, reporter, same_interpreter=same_interpreter, env_dir=env_dir, force=force
@@ -266,10 +262,8 @@ def _index_is_empty(cache: Cache) -> bool:
         return True
 
 
-def _defer(
-    env_dir: Path, created: Created, modules: list[str], left: int, reporter: Reporter
-) -> bool:
-    if not defer_bytecode(env_dir, modules, created.site_packages):
+def _defer(env_dir: Path, modules: list[str], left: int, reporter: Reporter) -> bool:
+    if not defer_bytecode(env_dir, modules):
         return False
     reporter.detail(
         f"publishing before the bytecode of {left} modules is compiled: it is compiled in "
@@ -278,24 +272,24 @@ def _defer(
     return True
 
 
-def defer_bytecode(env_dir: Path, files: list[str], site_packages: tuple[str, ...]) -> bool:
+def defer_bytecode(env_dir: Path, files: list[str]) -> bool:
     """Prepare an unpublished environment to get its bytecode after publish: make the
     `__pycache__` directories whose making would change what the warm alias records, then
     the pending marker, locked once to check that this filesystem can lock it; False
     (nothing deferred) where it cannot.
 
     The alias records the mtimes of site-packages and of the directories directly in it
-    (`records.fingerprint_dirs`): a `__pycache__` made there after publish would send every
-    later run cold, so those few are made now. The deeper ones (numpy + pandas: 224 of
-    228) are made by whoever writes bytecode there first, the compile or the script's own
-    imports, as Python makes them anywhere: making one changes only its parent's mtime,
-    which nothing records, and making them all here cost the first run 0.17 s (0.75 ms a
-    directory on this machine's disk). Filling a `__pycache__` changes only its own mtime.
+    (`records.fingerprint_dirs`, asked here too): a `__pycache__` made in one of those
+    after publish would send every later run cold, so those few are made now. The others
+    (numpy + pandas: 224 of 228) are made by whoever writes bytecode there first, the
+    compile or the script's own imports, as Python makes them anywhere: making one changes
+    only its parent's mtime, which nothing records, and making them all here cost the first
+    run 0.17 s (0.75 ms a directory on this machine's disk). Filling a `__pycache__`
+    changes only its own mtime.
     """
-    watched = set(site_packages)
-    for directory in sorted({os.path.dirname(f) for f in files}):
-        if directory in watched or os.path.dirname(directory) in watched:
-            os.makedirs(os.path.join(directory, "__pycache__"), exist_ok=True)
+    watched = set(fingerprint_dirs(env_dir))
+    for directory in sorted({os.path.dirname(f) for f in files} & watched):
+        os.makedirs(os.path.join(directory, "__pycache__"), exist_ok=True)
     marker = env_dir / layout.BYTECODE_PENDING
     os.close(os.open(marker, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
     fd = start.claim_bytecode(str(env_dir))
