@@ -154,6 +154,17 @@ def create(
     return created
 
 
+def _base_binary(created: Created, env_dir: Path, seed: bool) -> str | None:
+    """The interpreter binary a new POSIX environment's `python` links to, for installing
+    into it from outside (`InstallRequest.base_python`); None where it is a copy."""
+    if os.name != "posix" or seed:
+        return None
+    real = os.path.realpath(created.python)
+    if real.startswith(os.path.realpath(env_dir) + os.sep) or not os.access(real, os.X_OK):
+        return None
+    return real
+
+
 def compile_bytecode(
     created: Created,
     reporter: Reporter,
@@ -404,6 +415,8 @@ def build(
                 seeded=seed,
                 scratch=env_dir,
                 meanwhile=_while_installing,
+                base_python=_base_binary(created, env_dir, seed),
+                prefix=env_dir,
             )
             installer.install(request, log_path=cache.log_path(spec.key), reporter=reporter)
         checkpoint("installed", cache.config)

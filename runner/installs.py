@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from runner.errors import CacheError, ScriptError, UsageError
 from runner.fsutil import atomic_write_bytes, atomic_write_text, remove_tree
+from runner.records import SHEBANG_MAX
 from runner.values import replace  # RunOptions is a runner.values class
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ RECORD_NAME = "command.json"
 # The second line of every launcher runner writes; a file without it is never replaced.
 MARKER = "# runner-launcher:"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-# Linux reads at most 127 bytes of a shebang line before kernel 5.1 (255 after).
-_SHEBANG_MAX = 127
 
 
 def bin_dir(config: Config) -> Path:
@@ -144,7 +143,7 @@ def launcher_text(name: str, script: str, run_args: tuple[str, ...]) -> str:
     argv = ["run", *run_args, script]
     marker = f"{MARKER} {name} (written by `runner install`; `runner uninstall {name}` removes it)"
     shebang = f"#!{python} -P"
-    if len(shebang.encode()) <= _SHEBANG_MAX and not any(c.isspace() for c in python):
+    if len(shebang.encode()) <= SHEBANG_MAX and not any(c.isspace() for c in python):
         return (
             f"{shebang}\n{marker}\n"
             "import sys\n"

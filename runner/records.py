@@ -7,8 +7,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from runner.fsutil import atomic_write_bytes
+
 # The warm path re-checks at most this many directories of an environment.
 MAX_FINGERPRINT_DIRS = 200
+# Linux reads at most 127 bytes of a shebang line before kernel 5.1 (255 after).
+SHEBANG_MAX = 127  # `#!` and the interpreter, without the newline
 
 
 class Distribution:
@@ -189,3 +193,104 @@ def fingerprint_dirs(env_dir: Path) -> tuple[str, ...]:
             if entry.is_dir(follow_symlinks=False):
                 dirs.append(entry.path)
     return tuple(dirs[:MAX_FINGERPRINT_DIRS])
+
+
+def shebang(python: str) -> bytes:
+    """The header of a script that `python` runs, as installers write it: `#!PYTHON`, or
+    where the kernel would not read that line (too long, or a space in the path) sh
+    starting `python` on the same file."""
+    line = f"#!{python}".encode()
+    if len(line) <= SHEBANG_MAX and not any(c.isspace() for c in python):
+        return line + b"\n"
+    import shlex
+
+    return f"#!/bin/sh\n'''exec' {shlex.quote(python)} \"$0\" \"$@\"\n' '''\n".encode()
+
+
+def _header(data: bytes) -> tuple[str, int] | None:
+    """The interpreter a script's header names and where the rest begins, for the two
+    headers `shebang` (and pip, uv and distlib) write; None for any other file."""
+    if data.startswith(b"#!/bin/sh\n'''exec' "):
+        import shlex
+
+        lines = data.split(b"\n", 3)
+        if len(lines) < 4 or lines[2] != b"' '''":
+            return None
+        try:
+            words = shlex.split(lines[1].decode())
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if len(words) != 4 or words[0] != "exec" or words[2:] != ["$0", "$@"]:
+            return None
+        return words[1], sum(len(line) + 1 for line in lines[:3])
+    end = data.find(b"\n")
+    if not data.startswith(b"#!/") or end < 0:
+        return None
+    try:
+        path = data[2:end].decode()
+    except UnicodeDecodeError:
+        return None
+    if any(c.isspace() for c in path):  # arguments: not a header an installer wrote
+        return None
+    return path, end + 1
+
+
+def repoint_scripts(env_dir: Path, base: str, python: str) -> list[str]:
+    """Point the scripts written for the interpreter `base` at the environment's `python`.
+
+    `uv pip install --prefix ENV --python BASE` (runner.installers) lays files out as in
+    an environment at ENV, but its scripts start BASE, which would run without the
+    environment's packages. Only files in ENV/bin that a RECORD lists and whose header
+    names BASE (that path or another to the same file) change; their RECORD rows get the
+    new hash and size, so the completeness check and `cache verify` still agree. A script
+    that names another interpreter (`#!/usr/bin/env python3`, `#!/bin/bash`) is left as
+    the wheel shipped it. Returns the scripts changed.
+    """
+    import base64
+    import csv
+    import hashlib
+
+    bin_dir = os.path.join(env_dir, "bin")
+    target = os.path.realpath(base)
+    header = shebang(python)
+    changed: list[str] = []
+    for site in site_packages(env_dir):
+        for record in sorted(site.glob("*.dist-info/RECORD")):
+            with open(record, encoding="utf-8", newline="") as f:
+                rows = list(csv.reader(f))
+            edited = False
+            for row in rows:
+                if len(row) != 3:
+                    continue
+                path = os.path.normpath(os.path.join(site, row[0]))
+                if os.path.dirname(path) != bin_dir or os.path.islink(path):
+                    continue
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    continue
+                found = _header(data)
+                if found is None or os.path.realpath(found[0]) != target:
+                    continue
+                data = header + data[found[1] :]
+                mode = os.stat(path).st_mode & 0o7777
+                atomic_write_bytes(Path(path), data, mode=mode, sync=False)
+                digest = hashlib.sha256(data).digest()
+                row[1] = "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+                row[2] = str(len(data))
+                edited = True
+                changed.append(path)
+            if edited:
+                mode = os.stat(record).st_mode & 0o7777
+                atomic_write_bytes(record, _csv_text(rows).encode("utf-8"), mode=mode, sync=False)
+    return changed
+
+
+def _csv_text(rows: list[list[str]]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()

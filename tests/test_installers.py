@@ -28,6 +28,7 @@ from runner.installers import (
     get_installer,
     important_lines,
 )
+from runner.records import record_problems
 from runner.spec import IndexSettings
 from tests.conftest import RUNNER, published, run_runner, store_dirs, write_script
 from tests.wheels import make_wheel, serve_index
@@ -130,6 +131,16 @@ def test_both_installers_get_the_same_options_and_no_urls_on_the_command_line(
     assert "--offline" in uv and "--exclude-newer" in uv
     # uv rejects --refresh together with offline mode: offline it only upgrades.
     assert "--refresh" not in uv
+    # Into a POSIX venv from outside: uv knows the base interpreter from its cache.
+    into = InstallRequest(
+        python="/env/bin/python",
+        requirements=("a",),
+        base_python="/py/3.11",
+        prefix=Path("/env"),
+    )
+    outside = UvInstaller("/bin/uv").command(into, reqs)
+    assert outside[3:7] == ["--prefix", "/env", "--python", "/py/3.11"]
+    assert "--prefix" not in PipInstaller().command(into, reqs)
     online = UvInstaller("/bin/uv").command(
         InstallRequest(python="p", requirements=("a",), refresh=True), reqs
     )
@@ -249,6 +260,33 @@ def test_bytecode_is_compiled_at_build_time_despite_dontwritebytecode(
     assert {"alpha", "beta"} <= compiled
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX scripts")
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_console_scripts_run_the_environments_interpreter_wherever_the_cache_is(
+    installer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline_wheels: Path
+) -> None:
+    # A space and a path too long for a shebang line: the script header is sh's form.
+    cache = tmp_path / ("a cache " + "x" * 120)
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(cache))
+    body = (
+        "import subprocess\n"
+        "print(subprocess.run(['gamma-cli'], capture_output=True, text=True).stdout.strip())\n"
+    )
+    script = write_script(tmp_path / "s.py", body, ["gamma"])
+    result = run_runner("run", "-v", "--installer", installer, *local(offline_wheels), str(script))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "gamma-cli ok\n"  # gamma imports: the environment's interpreter
+    env_dir = the_env(cache)
+    header = (env_dir / "bin" / "gamma-cli").read_bytes().split(b"\n")[:3]
+    assert header[0] == b"#!/bin/sh" and str(env_dir / "bin" / "python").encode() in header[1]
+    if installer == "uv":  # installed from outside with --prefix, then pointed at the env
+        assert "--prefix" in next((cache / "logs").glob("*.log")).read_text()
+        assert "pointed 1 script at the environment's interpreter" in result.stderr
+    for site in env_dir.glob("lib/python*/site-packages"):
+        for dist_info in site.glob("*.dist-info"):
+            assert record_problems(site, dist_info, hashes=True) == []
+
+
 @pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_missing_package_exits_104_naming_it_and_the_log(
     installer: str, tmp_path: Path, cache_dir: Path, offline_wheels: Path
@@ -264,7 +302,8 @@ def test_a_missing_package_exits_104_naming_it_and_the_log(
     first, rest = log.split("\n", 1)
     assert first.startswith("$ ") and installer in first
     # The log holds everything the installer said; the message only the lines that matter.
-    marker = "Looking in links" if installer == "pip" else "Using Python"
+    # (uv: "Using CPython 3.11.7 interpreter at: ..." with --prefix, else "Using Python ...")
+    marker = "Looking in links" if installer == "pip" else "Using "
     assert marker in rest and marker not in result.stderr
     assert "no-such-thing" in rest
     assert store_dirs(cache_dir) == [] and published(cache_dir) == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -72,3 +74,74 @@ def test_find_distribution_by_canonical_name(tmp_path: Path) -> None:
     found = find_distribution(str(tmp_path), "zope-interface")
     assert found is not None and found.name == "Zope.Interface"
     assert find_distribution(str(tmp_path / "missing"), "pip") is None
+
+
+def _install_scripts(env: Path, scripts: dict[str, bytes]) -> Path:
+    """An environment at `env` with one distribution whose RECORD lists `scripts` in bin."""
+    import base64
+    import hashlib
+
+    site = env / "lib" / "python3.11" / "site-packages"
+    dist_info = site / "demo-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (env / "bin").mkdir()
+    (site / "demo.py").write_text("X = 1\n")
+    rows = ["demo.py,,6"]
+    for name, data in scripts.items():
+        (env / "bin" / name).write_bytes(data)
+        (env / "bin" / name).chmod(0o755)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rows.append(f"../../../bin/{name},sha256={digest},{len(data)}")
+    (dist_info / "METADATA").write_text("Name: demo\nVersion: 1.0\n")
+    (dist_info / "RECORD").write_text("\n".join([*rows, "demo-1.0.dist-info/RECORD,,"]) + "\n")
+    return dist_info
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX scripts")
+@pytest.mark.parametrize("env_name", ["env", "e n v", "long" + "x" * 130])
+def test_scripts_written_for_the_base_interpreter_are_pointed_at_the_environment(
+    tmp_path: Path, env_name: str
+) -> None:
+    from runner.records import record_problems, repoint_scripts
+
+    base = tmp_path / "base" / "bin" / "python3.11"
+    base.parent.mkdir(parents=True)
+    base.write_bytes(b"")
+    spaced = tmp_path / "a b" / "python3"  # another path to the same file, with a space
+    spaced.parent.mkdir()
+    spaced.symlink_to(base)
+    body = b"import sys\nsys.exit(0)\n"
+    env = tmp_path / env_name
+    dist_info = _install_scripts(
+        env,
+        {
+            "short": b"#!" + str(base).encode() + b"\n" + body,
+            "trampoline": b"#!/bin/sh\n'''exec' '" + str(spaced).encode() + b'\' "$0" "$@"\n'
+            b"' '''\n" + body,
+            "env-form": b"#!/usr/bin/env python3\n" + body,
+            "other": b"#!/opt/other/python\n" + body,
+            "shell": b"#!/bin/bash\necho hi\n",
+            "args": b"#!" + str(base).encode() + b" -E\n" + body,
+        },
+    )
+    python = str(env / "bin" / "python")
+    changed = repoint_scripts(env, str(base), python)
+    assert sorted(os.path.basename(p) for p in changed) == ["short", "trampoline"]
+    for name in ("short", "trampoline"):
+        data = (env / "bin" / name).read_bytes()
+        assert data.endswith(body) and str(base).encode() not in data
+        if len(python) + 2 <= 127 and " " not in python:
+            assert data == f"#!{python}\n".encode() + body
+        else:  # the kernel would not read that line: sh starts the interpreter
+            assert data.startswith(b"#!/bin/sh\n'''exec' ")
+            assert shlex.split(data.split(b"\n")[1].decode())[1] == python
+        assert os.stat(env / "bin" / name).st_mode & 0o777 == 0o755
+    # Left as the wheel shipped them: another interpreter, or a line with arguments.
+    assert (env / "bin" / "env-form").read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert (env / "bin" / "other").read_bytes().startswith(b"#!/opt/other/python\n")
+    assert (env / "bin" / "args").read_bytes().startswith(b"#!" + str(base).encode() + b" -E")
+    # The RECORD agrees with the new files: sizes and hashes.
+    site = dist_info.parent
+    assert record_problems(site, dist_info, hashes=True) == []
+    assert repoint_scripts(env, str(base), python) == []  # nothing left to change
+    assert not list((env / "bin").glob(".*"))  # no temporary files left behind
