@@ -287,6 +287,33 @@ def test_console_scripts_run_the_environments_interpreter_wherever_the_cache_is(
             assert record_problems(site, dist_info, hashes=True) == []
 
 
+def _installed_in_base() -> str | None:
+    """A distribution installed in the site-packages of the interpreter the tests' runner
+    builds for (pip, where ensurepip ran); None if it has none."""
+    import sysconfig
+
+    base = {"base": sys.base_prefix, "platbase": sys.base_prefix}
+    purelib = Path(sysconfig.get_paths(vars=base)["purelib"])
+    names = sorted(p.name.split("-")[0] for p in purelib.glob("*.dist-info"))
+    return "pip" if "pip" in names else (names[0] if names else None)
+
+
+@pytest.mark.parametrize("installer", INSTALLERS)
+def test_what_the_base_interpreter_has_installed_is_installed_into_the_environment(
+    installer: str, tmp_path: Path, cache_dir: Path
+) -> None:
+    name = _installed_in_base()
+    if name is None:
+        pytest.skip("the base interpreter has no distributions installed")
+    house = tmp_path / "house"
+    make_wheel(house, name, "0.0.1", modules={"only_in_the_wheel": "OK = 1\n"})
+    body = f"import importlib.metadata as m, only_in_the_wheel\nprint(m.version({name!r}))\n"
+    script = write_script(tmp_path / "s.py", body, [name])
+    result = run_runner("run", "--installer", installer, *local(house), str(script))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "0.0.1\n"
+
+
 @pytest.mark.parametrize("installer", INSTALLERS)
 def test_a_missing_package_exits_104_naming_it_and_the_log(
     installer: str, tmp_path: Path, cache_dir: Path, offline_wheels: Path
