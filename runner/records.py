@@ -13,6 +13,8 @@ from runner.fsutil import atomic_write_bytes
 MAX_FINGERPRINT_DIRS = 200
 # Linux reads at most 127 bytes of a shebang line before kernel 5.1 (255 after).
 SHEBANG_MAX = 127  # `#!` and the interpreter, without the newline
+# What `repoint_scripts` reads of a script to find its header (sh's form included).
+_HEAD = 8192
 
 
 class Distribution:
@@ -250,7 +252,7 @@ def repoint_scripts(env_dir: Path, base: str, python: str) -> list[str]:
     import csv
     import hashlib
 
-    bin_dir = os.path.join(env_dir, "bin")
+    bin_dir = os.path.normpath(os.path.join(env_dir, "bin"))
     target = os.path.realpath(base)
     header = shebang(python)
     changed: list[str] = []
@@ -267,13 +269,13 @@ def repoint_scripts(env_dir: Path, base: str, python: str) -> list[str]:
                     continue
                 try:
                     with open(path, "rb") as f:
-                        data = f.read()
+                        head = f.read(_HEAD)  # a wheel's scripts may be large programs
+                        found = _header(head)
+                        if found is None or os.path.realpath(found[0]) != target:
+                            continue
+                        data = header + head[found[1] :] + f.read()
                 except OSError:
                     continue
-                found = _header(data)
-                if found is None or os.path.realpath(found[0]) != target:
-                    continue
-                data = header + data[found[1] :]
                 mode = os.stat(path).st_mode & 0o7777
                 atomic_write_bytes(Path(path), data, mode=mode, sync=False)
                 digest = hashlib.sha256(data).digest()

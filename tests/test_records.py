@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runner import records
 from runner.records import find_distribution, installed_distributions, read_metadata
 
 
@@ -111,6 +112,7 @@ def test_scripts_written_for_the_base_interpreter_are_pointed_at_the_environment
     spaced.parent.mkdir()
     spaced.symlink_to(base)
     body = b"import sys\nsys.exit(0)\n"
+    big = b"".join(b"# line %d\n" % i for i in range(5000)) + body  # past the header read
     env = tmp_path / env_name
     dist_info = _install_scripts(
         env,
@@ -122,11 +124,13 @@ def test_scripts_written_for_the_base_interpreter_are_pointed_at_the_environment
             "other": b"#!/opt/other/python\n" + body,
             "shell": b"#!/bin/bash\necho hi\n",
             "args": b"#!" + str(base).encode() + b" -E\n" + body,
+            "big": b"#!" + str(base).encode() + b"\n" + big,
         },
     )
     python = str(env / "bin" / "python")
     changed = repoint_scripts(env, str(base), python)
-    assert sorted(os.path.basename(p) for p in changed) == ["short", "trampoline"]
+    assert sorted(os.path.basename(p) for p in changed) == ["big", "short", "trampoline"]
+    assert (env / "bin" / "big").read_bytes() == records.shebang(python) + big
     for name in ("short", "trampoline"):
         data = (env / "bin" / name).read_bytes()
         assert data.endswith(body) and str(base).encode() not in data
