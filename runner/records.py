@@ -251,6 +251,7 @@ def repoint_scripts(env_dir: Path, base: str, python: str) -> list[str]:
     import base64
     import csv
     import hashlib
+    import io
 
     bin_dir = os.path.normpath(os.path.join(env_dir, "bin"))
     target = os.path.realpath(base)
@@ -258,8 +259,10 @@ def repoint_scripts(env_dir: Path, base: str, python: str) -> list[str]:
     changed: list[str] = []
     for site in site_packages(env_dir):
         for record in sorted(site.glob("*.dist-info/RECORD")):
-            with open(record, encoding="utf-8", newline="") as f:
-                rows = list(csv.reader(f))
+            raw = record.read_bytes()
+            if b"/bin/" not in raw:  # most distributions have no scripts (numpy + pandas:
+                continue  # 10 ms to parse every RECORD, on the way to the first run)
+            rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
             edited = False
             for row in rows:
                 if len(row) != 3:
@@ -271,7 +274,11 @@ def repoint_scripts(env_dir: Path, base: str, python: str) -> list[str]:
                     with open(path, "rb") as f:
                         head = f.read(_HEAD)  # a wheel's scripts may be large programs
                         found = _header(head)
-                        if found is None or os.path.realpath(found[0]) != target:
+                        if (
+                            found is None
+                            or os.path.dirname(found[0]) == bin_dir  # the environment's
+                            or os.path.realpath(found[0]) != target
+                        ):
                             continue
                         data = header + head[found[1] :] + f.read()
                 except OSError:

@@ -128,6 +128,7 @@ def test_scripts_written_for_the_base_interpreter_are_pointed_at_the_environment
         },
     )
     python = str(env / "bin" / "python")
+    os.symlink(base, python)  # as in a venv: the scripts' new interpreter is the same file
     changed = repoint_scripts(env, str(base), python)
     assert sorted(os.path.basename(p) for p in changed) == ["big", "short", "trampoline"]
     assert (env / "bin" / "big").read_bytes() == records.shebang(python) + big
