@@ -17,6 +17,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -685,3 +686,50 @@ def test_editing_another_users_file_keeps_its_owner(
     st = script.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), st.st_ino) == (uid, gid, 0o640, inode)
     assert _deps(script) == ["xx"]
+
+
+_CLAIM_AS = """
+import fcntl, os, sys  # all imported before the uid changes: the interpreter's and
+from runner import start  # runner's files may be private to the user running the tests
+
+uid, gid, theirs, ours = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+os.setgroups([])
+os.setgid(gid)
+os.setuid(uid)
+fd = start.claim_bytecode(ours)
+print(start.bytecode_unattended(theirs), start.claim_bytecode(theirs), fd is not None)
+"""
+
+
+def test_another_users_pending_marker_is_never_claimed_nor_taken_for_abandoned(
+    other_user: tuple[str, int, int],
+) -> None:
+    """A shared cache: the bytecode of an environment another user built is pending, and
+    its marker is theirs. This user cannot lock it, so the warm path must not take it for
+    a killed job (which would send every run cold) nor try to compile it; a marker of
+    this user's own, beside it, is claimed as usual (the directories are reachable)."""
+    from runner import layout
+
+    _, uid, gid = other_user
+    # Not under pytest's private base directory: the other user must reach the markers.
+    shared = Path(tempfile.mkdtemp(prefix="runner-shared-", dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        theirs, ours = shared / "theirs", shared / "ours"
+        for env_dir in (theirs, ours):
+            env_dir.mkdir(mode=0o755)
+            (env_dir / layout.BYTECODE_PENDING).write_text("1")
+            (env_dir / layout.BYTECODE_PENDING).chmod(0o644)
+        os.chown(ours / layout.BYTECODE_PENDING, uid, gid)  # "this user" is the other one
+        got = subprocess.run(
+            [sys.executable, "-c", _CLAIM_AS, str(uid), str(gid), str(theirs), str(ours)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert got.returncode == 0, got.stderr
+        assert got.stdout.split() == ["False", "None", "True"]
+        assert (theirs / layout.BYTECODE_PENDING).read_text() == "1"  # untouched
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
