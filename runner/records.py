@@ -243,10 +243,11 @@ def repoint_scripts(env_dir: Path, base: str, python: str) -> list[str]:
     `uv pip install --prefix ENV --python BASE` (runner.installers) lays files out as in
     an environment at ENV, but its scripts start BASE, which would run without the
     environment's packages. Only files in ENV/bin that a RECORD lists and whose header
-    names BASE (that path or another to the same file) change; their RECORD rows get the
-    new hash and size, so the completeness check and `cache verify` still agree. A script
-    that names another interpreter (`#!/usr/bin/env python3`, `#!/bin/bash`) is left as
-    the wheel shipped it. Returns the scripts changed.
+    names BASE (that path or another to the same file, but not one in ENV/bin: a venv's
+    python links to BASE too) change; their RECORD rows get the new hash and size, so the
+    completeness check and `cache verify` still agree. A script that names another
+    interpreter (`#!/usr/bin/env python3`, `#!/bin/bash`) is left as the wheel shipped it.
+    Returns the scripts changed.
     """
     import base64
     import csv
