@@ -119,7 +119,9 @@ def _installed_scripts(env_dir: Path, sites: list[Path]) -> list[Path]:
     """Files in the environment's bin/ (Scripts/) that an installer wrote: RECORD lists them."""
     import csv
 
-    bins = [env_dir / "bin", env_dir / "Scripts"]
+    from runner import records
+
+    bins = {os.path.normpath(env_dir / name) for name in ("bin", "Scripts")}
     found: list[Path] = []
     for site in sites:
         for record in site.glob("*.dist-info/RECORD"):
@@ -128,12 +130,7 @@ def _installed_scripts(env_dir: Path, sites: list[Path]) -> list[Path]:
                     rows = list(csv.reader(f))
             except (OSError, UnicodeDecodeError, csv.Error):
                 continue
-            for row in rows:
-                if not row or not row[0].startswith(".."):
-                    continue
-                path = Path(os.path.normpath(site / row[0]))
-                if path.parent in bins:
-                    found.append(path)
+            found.extend(Path(path) for _row, path in records.rows_in(site, rows, bins))
     return found
 
 

@@ -654,9 +654,7 @@ class UvInstaller:
         if not outcome.ok:
             raise failure(outcome, "uv", log_path)
         if request.base_python is not None and request.prefix is not None:
-            from runner.records import repoint_scripts
-
-            moved = repoint_scripts(request.prefix, request.base_python, request.python)
+            moved = records.repoint_scripts(request.prefix, request.base_python, request.python)
             if moved:
                 reporter.detail(
                     f"pointed {_plural(len(moved), 'script')} at the environment's interpreter"

@@ -5,6 +5,7 @@ costs a cold run more than reading every header of an environment)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from runner.fsutil import atomic_write_bytes
@@ -197,6 +198,19 @@ def fingerprint_dirs(env_dir: Path) -> tuple[str, ...]:
     return tuple(dirs[:MAX_FINGERPRINT_DIRS])
 
 
+def rows_in(
+    site: Path, rows: list[list[str]], directories: Collection[str]
+) -> Iterator[tuple[list[str], str]]:
+    """The rows of a RECORD in `site` that name a file directly in one of `directories`
+    (normalized paths outside site-packages: an environment's bin/), each with the path."""
+    for row in rows:
+        if not row or not row[0].startswith(".."):
+            continue
+        path = os.path.normpath(os.path.join(site, row[0]))
+        if os.path.dirname(path) in directories:
+            yield row, path
+
+
 def shebang(python: str) -> bytes:
     """The header of a script that `python` runs, as installers write it: `#!PYTHON`, or
     where the kernel would not read that line (too long, or a space in the path) sh
@@ -265,11 +279,8 @@ def repoint_scripts(env_dir: Path, base: str, python: str) -> list[str]:
                 continue  # 10 ms to parse every RECORD, on the way to the first run)
             rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
             edited = False
-            for row in rows:
-                if len(row) != 3:
-                    continue
-                path = os.path.normpath(os.path.join(site, row[0]))
-                if os.path.dirname(path) != bin_dir or os.path.islink(path):
+            for row, path in rows_in(site, rows, (bin_dir,)):
+                if len(row) != 3 or os.path.islink(path):
                     continue
                 try:
                     with open(path, "rb") as f:
