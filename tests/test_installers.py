@@ -30,12 +30,11 @@ from runner.installers import (
 )
 from runner.records import record_problems
 from runner.spec import IndexSettings
-from tests.conftest import RUNNER, published, run_runner, store_dirs, write_script
+from tests.conftest import INSTALLERS, RUNNER, published, run_runner, store_dirs, write_script
 from tests.wheels import make_wheel, serve_index
 
 UV = find_uv()
 needs_uv = pytest.mark.skipif(UV is None, reason="uv is not installed")
-INSTALLERS = ["pip", pytest.param("uv", marks=needs_uv)]
 
 
 def local(wheelhouse: Path) -> list[str]:
