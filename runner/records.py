@@ -118,14 +118,20 @@ def site_packages(env_dir: Path) -> list[Path]:
 
 
 def _hash_file(path: Path, algorithm: str) -> str:
-    import base64
     import hashlib
 
     digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
+    return _record_digest(digest.digest())
+
+
+def _record_digest(digest: bytes) -> str:
+    """A digest as RECORD writes it: urlsafe base64 without padding."""
+    import base64
+
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def record_problems(site: Path, dist_info: Path, *, hashes: bool) -> list[str]:
@@ -263,7 +269,6 @@ def repoint_scripts(env_dir: Path, base: str, python: str) -> list[str]:
     interpreter (`#!/usr/bin/env python3`, `#!/bin/bash`) is left as the wheel shipped it.
     Returns the scripts changed.
     """
-    import base64
     import csv
     import hashlib
     import io
@@ -298,7 +303,7 @@ def repoint_scripts(env_dir: Path, base: str, python: str) -> list[str]:
                 mode = os.stat(path).st_mode & 0o7777
                 atomic_write_bytes(Path(path), data, mode=mode, sync=False)
                 digest = hashlib.sha256(data).digest()
-                row[1] = "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+                row[1] = "sha256=" + _record_digest(digest)
                 row[2] = str(len(data))
                 edited = True
                 changed.append(path)
